@@ -1,0 +1,50 @@
+# The README's two commands. Each does all the set-up on a fresh machine:
+# a .venv with a CPU build of torch (from this machine's disk on the project's
+# CI machines), the package and its test tools, then the job.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+OUT ?= demo_out
+
+.PHONY: demo test install export-check clean-check readme readme-check nbtest pytest
+
+$(BIN)/datasetdm: settings.ini setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check $(TORCH)
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+install: $(BIN)/datasetdm
+
+demo: install
+	$(BIN)/datasetdm demo --out $(OUT)
+
+# Notebooks are the source: the exported package and the cleaned notebooks must be
+# what is committed; then every notebook runs as a test, then the pytest suite.
+export-check: install
+	@tmp=$$(mktemp -d) && cp -r datasetdm_nb $$tmp/ && $(BIN)/nbdev_export && \
+	  if ! diff -r -q -x __pycache__ -x '*.egg-info' $$tmp/datasetdm_nb datasetdm_nb; then \
+	    echo "nbdev_export changed datasetdm_nb/: export the notebooks and commit the result"; exit 1; fi
+
+clean-check: install
+	@tmp=$$(mktemp -d) && cp -r nbs $$tmp/ && $(BIN)/nbdev_clean && \
+	  if ! diff -r -q $$tmp/nbs nbs; then \
+	    echo "nbdev_clean changed notebooks: run nbdev_clean and commit the result"; exit 1; fi
+
+# README.md is rendered from nbs/index.ipynb (image paths made relative to the repository root).
+readme: install
+	$(BIN)/jupyter nbconvert --log-level WARN --to markdown nbs/index.ipynb --stdout | sed 's#](images/#](nbs/images/#' > README.md
+
+readme-check: install
+	@$(BIN)/jupyter nbconvert --log-level WARN --to markdown nbs/index.ipynb --stdout | sed 's#](images/#](nbs/images/#' | \
+	  diff -q - README.md >/dev/null || { echo "README.md is stale: run make readme"; exit 1; }
+
+nbtest: install
+	$(BIN)/nbdev_test --n_workers 2 --timing
+
+pytest: install
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider
+
+test: export-check clean-check readme-check nbtest pytest

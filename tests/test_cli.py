@@ -1,0 +1,38 @@
+"The `datasetdm` command end to end, as a user runs it from a shell."
+import pytest
+
+
+def one_line_error(proc):
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("datasetdm: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+def test_no_subcommand_prints_help(cli):
+    proc = cli()
+    assert proc.returncode == 2 and "SUBCOMMAND" in proc.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["shapeworld", "--out", "x", "--n", "0"], "expected a positive number"),
+    (["shapeworld", "--out", "x", "--layout", "kitti"], "invalid choice: 'kitti'"),
+    (["shapeworld", "--n", "3"], "the following arguments are required: --out"),
+    (["shapeworld", "--out", "x", "--start", "999999"], "outside split"),
+    (["train-nothing"], "invalid choice"),
+])
+def test_bad_arguments_give_one_line(cli, args, message):
+    assert message in one_line_error(cli(*args))
+
+
+def test_unwritable_output_gives_one_line(cli, tmp_path):
+    (tmp_path / "file").write_text("")
+    one_line_error(cli("shapeworld", "--out", tmp_path / "file" / "sub", "--n", "2"))
+
+
+def test_demo_writes_a_sample_sheet(cli, tmp_path):
+    proc = cli("demo", "--out", tmp_path / "demo", "--n", "4")
+    assert proc.returncode == 0, proc.stderr
+    sheet = tmp_path / "demo" / "shapeworld_sheet.png"
+    assert sheet.stat().st_size > 1000 and str(sheet) in proc.stdout
