@@ -51,3 +51,20 @@ def test_shapeworld_export_loads_back(cli, tmp_path, layout):
         assert np.array_equal(a.semantic, b.semantic)
         assert sorted(int(i.mask.sum()) for i in a.instances) == sorted(int(i.mask.sum()) for i in b.instances)
         if layout != "voc": assert np.array_equal(a.image, b.image) and a.caption == b.caption
+
+
+def test_prompts_offline_are_reproducible(cli, tmp_path):
+    import json
+    for name in ("a.jsonl", "b.jsonl"):
+        proc = cli("prompts", "--dataset", "voc", "--n", 20, "--seed", 3, "--out", tmp_path / name)
+        assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(l) for l in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert len(rows) == 20 and all(r["prompt"] and "source" in r for r in rows)
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+
+
+def test_prompts_llm_without_key_gives_one_line(cli, tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    proc = cli("prompts", "--llm", "--n", 3, "--out", tmp_path / "p.jsonl")
+    assert proc.stderr.strip().splitlines()[-1].startswith("datasetdm: error: no API key")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and not (tmp_path / "p.jsonl").exists()
