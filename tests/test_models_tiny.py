@@ -1,0 +1,63 @@
+"Unit tests of datasetdm_nb.models on the tiny random pipeline (seconds)."
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from datasetdm_nb.models import (PAIRS, build_pipeline, export_pipeline, load_pipeline, presence_target,
+                                 shapeworld_tokenizer, tiny_random_pipeline, train_model)
+from datasetdm_nb.shapeworld import caption_objects, shapeworld
+
+
+def test_tokenizer_one_token_per_word():
+    tok = shapeworld_tokenizer()
+    for s in shapeworld("pool", 300, start=5000):
+        words = s.caption.replace(",", " ,").split()
+        assert tok.tokenize(s.caption) == [w + "</w>" for w in words]
+    assert tok.model_max_length == 77 and tok.pad_token_id == tok.eos_token_id
+
+
+def test_tiny_pipeline_generates_with_guidance():
+    pipe = tiny_random_pipeline()
+    out = pipe(["a red circle", "a person in blue"], num_inference_steps=2, guidance_scale=3.0, output_type="np",
+               generator=torch.Generator().manual_seed(0))
+    assert out.images.shape == (2, 64, 64, 3) and np.isfinite(out.images).all()
+    # cross-attention at two resolutions (16 and 8) plus the mid block
+    blocks = {n.split(".attentions")[0] for n, _ in pipe.unet.named_modules() if n.endswith("attn2")}
+    assert {"down_blocks.0", "down_blocks.1", "up_blocks.1", "up_blocks.2", "mid_block"} <= blocks
+
+
+def test_tiny_pipeline_is_seeded():
+    a, b = tiny_random_pipeline(seed=1), tiny_random_pipeline(seed=1)
+    assert all(torch.equal(p, q) for p, q in zip(a.unet.parameters(), b.unet.parameters()))
+
+
+def test_load_pipeline_errors():
+    with pytest.raises(Exception): load_pipeline("/nonexistent/folder")
+    assert load_pipeline("tiny").unet.dtype == torch.float32
+
+
+def test_presence_target():
+    s = shapeworld("test", 1)[0]
+    y = presence_target(s)
+    assert y.shape == (30,) and {PAIRS[i] for i in np.flatnonzero(y)} == set(caption_objects(s.caption))
+
+
+def test_train_resume_export_roundtrip(tmp_path):
+    from diffusers import StableDiffusionPipeline
+    run = tmp_path / "run"
+    train_model(run, arch="tiny", n=64, vae_steps=4, vae_batch_size=4, steps=6, batch_size=4, log_every=2,
+                workers=1, progress=False)
+    with pytest.raises(FileExistsError): train_model(run, arch="tiny")
+    train_model(run, resume=True, steps=8, batch_size=4, log_every=2, progress=False)
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["step"] == 8
+    steps = [json.loads(l)["step"] for l in open(run / "log.jsonl") if json.loads(l)["stage"] == "unet"]
+    assert steps == [2, 4, 6, 8]
+    folder = export_pipeline(run, tmp_path / "pipe")
+    from safetensors import safe_open
+    with safe_open(folder / "unet" / "diffusion_pytorch_model.safetensors", "pt") as f:
+        assert f.get_tensor(next(iter(f.keys()))).dtype == torch.float16    # stored in fp16 ...
+    assert isinstance(StableDiffusionPipeline.from_pretrained(folder), StableDiffusionPipeline)
+    assert load_pipeline(str(folder)).unet.dtype == torch.float32         # ... loaded in fp32
+    assert (folder / "training_log.jsonl").exists()
