@@ -31,11 +31,18 @@ def test_unwritable_output_gives_one_line(cli, tmp_path):
     one_line_error(cli("shapeworld", "--out", tmp_path / "file" / "sub", "--n", "2"))
 
 
-def test_demo_writes_a_sample_sheet(cli, tmp_path):
-    proc = cli("demo", "--out", tmp_path / "demo", "--n", "4")
-    assert proc.returncode == 0, proc.stderr
-    sheet = tmp_path / "demo" / "shapeworld_sheet.png"
-    assert sheet.stat().st_size > 1000 and str(sheet) in proc.stdout
+def test_demo_runs_the_main_job(cli, tmp_path):
+    "Integration: the shipped ShapeWorld model and decoders generate a labelled dataset, a sheet and a report."
+    from datasetdm_nb.dataset_io import load_dataset
+    proc = cli("demo", "--out", tmp_path / "demo", "--n", 8, "--batch-size", 8)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = tmp_path / "demo"
+    assert (out / "contact_sheet.png").stat().st_size > 10_000 and str(out / "report.md") in proc.stdout
+    ds = load_dataset(out / "dataset")
+    assert len(ds) == 8
+    for s in ds:
+        assert s.semantic.shape == s.image.shape[:2] and s.depth.shape == s.image.shape[:2]
+        assert s.caption and 0 <= s.meta["confidence"] <= 1
 
 
 @pytest.mark.parametrize("layout", ["datasetdm", "coco", "voc"])
@@ -68,3 +75,26 @@ def test_prompts_llm_without_key_gives_one_line(cli, tmp_path, monkeypatch):
     proc = cli("prompts", "--llm", "--n", 3, "--out", tmp_path / "p.jsonl")
     assert proc.stderr.strip().splitlines()[-1].startswith("datasetdm: error: no API key")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and not (tmp_path / "p.jsonl").exists()
+
+
+def test_label_then_evaluate_with_the_shipped_decoder(cli, tmp_path):
+    "Integration: label real ShapeWorld images from files, and evaluate the shipped decoder from the shell."
+    from PIL import Image
+    from datasetdm_nb.dataset_io import load_dataset
+    from datasetdm_nb.shapeworld import shapeworld
+    files = []
+    for k, s in enumerate(shapeworld("test", 3)):
+        files.append(tmp_path / f"photo{k}.png"); Image.fromarray(s.image).save(files[-1])
+    proc = cli("label", *files, "--out", tmp_path / "labelled")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ds = load_dataset(tmp_path / "labelled")
+    assert len(ds) == 3 and all(s.semantic.shape == (64, 64) and s.depth is not None for s in ds)
+    assert all(s.caption.startswith("a photo of a circle") for s in ds)
+    proc = cli("evaluate", "--n", 16)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "mIoU" in proc.stdout and "AbsRel" in proc.stdout
+
+
+def test_label_missing_image_gives_one_line(cli, tmp_path):
+    proc = cli("label", tmp_path / "nope.png", "--out", tmp_path / "o")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == f"datasetdm: error: no image at {tmp_path / 'nope.png'}"

@@ -1,0 +1,30 @@
+"""Train the decoder shipped with the package: all four heads on the first 100 scenes of ShapeWorld's train split,
+for the shipped ShapeWorld model, into datasetdm_nb/weights/decoders/shapeworld (replacing what is there).
+
+    python bench/decoder_ship.py [--epochs E] [--joint | --sequential]
+
+--joint (default) trains one trunk and the four heads together; --sequential trains semantic first (trunk + head)
+and adds depth, instance and keypoints heads on the frozen trunk, as `datasetdm train-decoder` does into an existing
+folder. Prints the training log (time, held-out metrics on the next 50 train scenes)."""
+import argparse, json, shutil
+
+import torch
+
+from datasetdm_nb.decoder import default_decoder_path, train_decoder
+from datasetdm_nb.models import load_pipeline
+
+p = argparse.ArgumentParser()
+p.add_argument("--epochs", type=int, default=None)
+p.add_argument("--sequential", action="store_true")
+p.add_argument("--out", default=str(default_decoder_path()))
+p.add_argument("--threads", type=int, default=1)
+p.add_argument("--no-augment", action="store_true")
+a = p.parse_args()
+torch.set_num_threads(a.threads)
+shutil.rmtree(a.out, ignore_errors=True)
+pipe = load_pipeline("shapeworld")
+plan = ["semantic", "depth", "instance", "keypoints"] if a.sequential else ["semantic,depth,instance,keypoints"]
+for task in plan:
+    _, log = train_decoder(task, n=100, epochs=a.epochs, out=a.out, pipe=pipe, augment=not a.no_augment, progress=False)
+    log.pop("history")
+    print(json.dumps(log), flush=True)

@@ -1,0 +1,63 @@
+"Integration: the shipped ShapeWorld decoder on the shipped ShapeWorld model (skipped when they are not installed)."
+import numpy as np
+import pytest
+import torch
+
+from datasetdm_nb.decoder import check_pipeline, default_decoder_path, evaluate_decoder, label_images, load_decoder
+from datasetdm_nb.models import load_pipeline, shapeworld_model_path
+from datasetdm_nb.shapeworld import CLASSES, shapeworld
+
+pytestmark = pytest.mark.skipif(not (shapeworld_model_path() / "model_index.json").exists()
+                                or not (default_decoder_path() / "config.json").exists(),
+                                reason="the ShapeWorld model or its decoder is not installed")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    torch.set_num_threads(2)
+    return load_pipeline("shapeworld"), load_decoder("shapeworld")
+
+
+def test_shipped_decoder_has_all_heads_and_matches_the_model(shipped):
+    pipe, dec = shipped
+    assert set(dec.tasks) == {"semantic", "depth", "instance", "keypoints"}
+    assert tuple(dec.config.classes) == CLASSES
+    check_pipeline(dec, pipe)   # trained on exactly the shipped model's weights
+
+
+def test_shipped_decoder_quality_on_held_out_scenes(shipped):
+    pipe, dec = shipped
+    m = evaluate_decoder(dec, pipe, shapeworld("test", 60, start=500), progress=False)
+    # floors well below the measured figures (see nbs/04_decoder.ipynb), so that a broken decoder fails
+    assert m["mIoU"] > 0.45 and m["AbsRel"] < 0.1 and m["AP50"] > 25 and m["PCK@0.1"] > 0.35, m
+
+
+def test_label_images_writes_a_loadable_dataset(shipped, tmp_path):
+    from datasetdm_nb.dataset_io import load_dataset
+    pipe, dec = shipped
+    scenes = shapeworld("test", 4)
+    label_images([s.image for s in scenes], tmp_path / "out", decoder=dec, pipe=pipe, progress=False)
+    ds = load_dataset(tmp_path / "out")
+    assert len(ds) == 4
+    agree = np.mean([(ds[i].semantic == s.semantic).mean() for i, s in enumerate(scenes)])
+    assert agree > 0.8, agree
+
+
+def test_generated_image_labels_agree_with_labels_of_its_inversion(shipped):
+    "The decoder's input from generation and from inverting the generated image are close, and so are the labels."
+    from datasetdm_nb.attention import capture
+    from datasetdm_nb.decoder import predict, semantic_miou
+    from datasetdm_nb.inversion import bundle_similarity, invert
+    pipe, dec = shipped
+    prompts = [s.caption for s in shapeworld("pool", 6, start=123)]
+    with capture(pipe, steps=-1, classes=dec.config.classes) as cap:
+        images = pipe(prompts, num_inference_steps=25, guidance_scale=5.0, output_type="np",
+                      generator=torch.Generator().manual_seed(0)).images
+    gen = cap.bundle()
+    images = list((images * 255).round().astype(np.uint8))
+    inv = invert(pipe, images, prompts, classes=dec.config.classes, timestep=int(gen.meta["timestep"]))
+    own, other = bundle_similarity(gen, inv), bundle_similarity(gen, inv[torch.tensor([1, 2, 3, 4, 5, 0])])
+    assert min(own[k] - other[k] for k in own) > 0, (own, other)
+    a = [p["semantic"] for p in predict(dec, gen, size=64)]
+    b = [p["semantic"] for p in predict(dec, inv, size=64)]
+    assert semantic_miou(a, b, len(dec.config.classes))["mIoU"] > 0.7
