@@ -18,8 +18,8 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from tqdm.auto import tqdm
 
-from .attention import FeatureBundle, model_fingerprint
-from .shapeworld import KEYPOINT_NAMES, SKELETON, Instance, Sample, class_prompt
+from .attention import FeatureBundle, capture, model_fingerprint
+from .shapeworld import CLASSES, KEYPOINT_NAMES, SKELETON, Instance, Sample, class_prompt
 
 TASKS = ("semantic", "instance", "depth", "keypoints")
 
@@ -29,8 +29,8 @@ __all__ = ['TASKS', 'DEFAULT_EPOCHS', 'ResBlock', 'FusionTrunk', 'ClassQueries',
            'unet_feature_channels', 'keypoint_heatmaps', 'decode_heatmaps', 'silog_loss', 'dice_loss', 'semantic_loss',
            'hungarian_match', 'instance_loss', 'Targets', 'flip_permutation', 'task_losses', 'fit', 'predict',
            'to_sample', 'label_bundle', 'semantic_miou', 'depth_absrel', 'instance_ap', 'keypoint_pck',
-           'default_decoder_path', 'load_decoder', 'check_pipeline', 'decoder_features', 'evaluate_decoder',
-           'labelled_samples', 'shapeworld_split', 'train_decoder', 'evaluate', 'label_images']
+           'default_decoder_path', 'load_decoder', 'random_decoder', 'check_pipeline', 'decoder_features',
+           'evaluate_decoder', 'labelled_samples', 'shapeworld_split', 'train_decoder', 'evaluate', 'label_images']
 
 # %% ../nbs/04_decoder.ipynb #adcb4fd2
 def _norm(c: int) -> nn.GroupNorm: return nn.GroupNorm(min(8, c), c)
@@ -520,8 +520,9 @@ def _components(mask: np.ndarray, min_pixels: int = 6) -> list[np.ndarray]:
 
 @torch.no_grad()
 def predict(decoder, bundle: FeatureBundle, size=None, person_masks=None, score_threshold: float | None = 0.5,
-            batch_size: int = 32) -> list[dict]:
-    """Per image: `semantic` (H, W) uint8, `depth` (H, W) metres, `instances` [(class id, score, mask)], and
+            ignore_below: float | None = None, batch_size: int = 32) -> list[dict]:
+    """Per image: `semantic` (H, W) uint8 (255 where the top class probability is below `ignore_below`) and its
+    `confidence` (mean top class probability), `depth` (H, W) metres, `instances` [(class id, score, mask)], and
     `keypoints` [(person mask, (K, 3))], for the heads the decoder has. Keypoints are predicted for `person_masks`
     (per image, a list of masks) when given, else for the predicted instances of the keypoint class, else for the
     connected components of that class in the semantic map. `score_threshold=None` keeps every query (for AP)."""
@@ -538,9 +539,11 @@ def predict(decoder, bundle: FeatureBundle, size=None, person_masks=None, score_
         idx = torch.arange(start, min(n, start + batch_size))
         out = decoder({h: f[idx] for h, f in feats.items()}, {h: m[idx] for h, m in maps.items()})
         for j in range(len(idx)):
-            r = {}
+            r, uncertain = {}, None
             if "semantic" in out:
-                r["semantic"] = _resize(out["semantic"][j:j + 1], size)[0].argmax(0).numpy().astype(np.uint8)
+                top, cls = _resize(out["semantic"][j:j + 1].float(), size)[0].softmax(0).max(0)
+                r["semantic"], r["confidence"] = cls.numpy().astype(np.uint8), float(top.mean())
+                if ignore_below is not None: uncertain = top.numpy() < ignore_below
             if "depth" in out:
                 d = _resize(out["depth"][j:j + 1, None], size)[0, 0].exp().clamp(1e-3, c.max_depth)
                 r["depth"] = d.numpy().astype(np.float32)
@@ -557,6 +560,7 @@ def predict(decoder, bundle: FeatureBundle, size=None, person_masks=None, score_
                     hm = decoder.keypoints(out["embedding"][j:j + 1], torch.as_tensor(np.stack(masks)),
                                            torch.zeros(len(masks), dtype=torch.long))
                     r["keypoints"] = list(zip(masks, decode_heatmaps(hm, size)))
+            if uncertain is not None: r["semantic"][uncertain] = 255   # after the person components were taken
             results.append(r)
     return results
 
@@ -591,12 +595,14 @@ def to_sample(decoder, pred: dict, image, caption=None, score_threshold: float =
 
 # %% ../nbs/04_decoder.ipynb #041b7321
 def label_bundle(decoder, bundle: FeatureBundle, images, captions=None, score_threshold: float = 0.5,
-                 metas=None) -> list[Sample]:
-    "Labelled `Sample`s of `images` from their `bundle` (e.g. captured at generation's last step)."
-    preds = predict(decoder, bundle, size=np.asarray(images[0]).shape[:2], score_threshold=score_threshold)
+                 ignore_below: float | None = None, metas=None) -> list[Sample]:
+    "Labelled `Sample`s of `images` from their `bundle` (e.g. captured at generation's last step); `meta` gets the confidence."
+    preds = predict(decoder, bundle, size=np.asarray(images[0]).shape[:2], score_threshold=score_threshold,
+                    ignore_below=ignore_below)
     captions = list(captions) if captions is not None else [None] * len(preds)
-    metas = list(metas) if metas is not None else [None] * len(preds)
-    return [to_sample(decoder, p, im, c, score_threshold, m) for p, im, c, m in zip(preds, images, captions, metas)]
+    metas = list(metas) if metas is not None else [{}] * len(preds)
+    return [to_sample(decoder, p, im, c, score_threshold, {**m, "confidence": round(p.get("confidence", 1.0), 4)})
+            for p, im, c, m in zip(preds, images, captions, metas)]
 
 # %% ../nbs/04_decoder.ipynb #185459ee
 def semantic_miou(preds, gts, num_classes: int) -> dict:
@@ -669,6 +675,33 @@ def load_decoder(path="shapeworld") -> PerceptionDecoder:
     p = default_decoder_path() if str(path) == "shapeworld" else Path(path)
     if not (p / "config.json").exists(): raise FileNotFoundError(f"no decoder in {p} (config.json missing)")
     return PerceptionDecoder.from_pretrained(str(p)).eval()
+
+def _new_decoder(pipe, bundle: FeatureBundle, classes, keypoint_names, attention=("caption",), resolutions=None,
+                 width: int = 64, upsample_layers: int = 1, layers=None, timestep_tolerance: int = 25) -> PerceptionDecoder:
+    "An untrained decoder (no heads yet) for bundles like `bundle`: widths from the UNet config, class names embedded."
+    chans = unet_feature_channels(pipe.unet)
+    if resolutions is not None: chans = {h: c for h, c in chans.items() if h in resolutions}
+    decoder = PerceptionDecoder(classes=list(classes), feature_channels=chans,
+                                attention_resolutions=sorted(bundle.cross, reverse=True) if attention else [],
+                                attention_sources=list(attention or ["class"]),
+                                class_tokens=[pipe.tokenizer.tokenize(c.replace("_", " ")) for c in classes],
+                                text_dim=pipe.text_encoder.config.hidden_size, width=width,
+                                upsample_layers=upsample_layers, keypoint_names=list(keypoint_names),
+                                provenance=_provenance(pipe, bundle, layers, timestep_tolerance))
+    decoder.class_text.copy_(class_text_embeddings(pipe, classes))
+    return decoder
+
+def random_decoder(pipe, tasks=TASKS, classes=CLASSES, keypoint_names=KEYPOINT_NAMES) -> PerceptionDecoder:
+    """A decoder with random weights that `pipe` accepts at generation's last step: for plumbing tests and first
+    looks at the API (its labels mean nothing)."""
+    from datasetdm_nb.inversion import native_size
+    with capture(pipe, steps=-1, classes=classes) as cap:
+        pipe("a red star", num_inference_steps=3, output_type="np")
+    bundle = cap.bundle()
+    bundle.meta["image_size"] = native_size(pipe)
+    decoder = _new_decoder(pipe, bundle, classes, keypoint_names, timestep_tolerance=1000)
+    for t in tasks: decoder.add_head(t)
+    return decoder.eval()
 
 def _provenance(pipe, bundle: FeatureBundle, layer_prefixes, tolerance: int) -> dict:
     m = bundle.meta
@@ -768,16 +801,8 @@ def train_decoder(task="semantic", data="shapeworld", n: int = 100, epochs: int 
                               progress=progress)
     frozen = False
     if decoder is None:
-        chans = unet_feature_channels(pipe.unet)
-        if resolutions is not None: chans = {h: c for h, c in chans.items() if h in resolutions}
-        decoder = PerceptionDecoder(classes=list(classes), feature_channels=chans,
-                                    attention_resolutions=sorted(bundle.cross, reverse=True) if attention else [],
-                                    attention_sources=list(attention or ["class"]),
-                                    class_tokens=[pipe.tokenizer.tokenize(c.replace("_", " ")) for c in classes],
-                                    text_dim=pipe.text_encoder.config.hidden_size, width=width,
-                                    upsample_layers=upsample_layers, keypoint_names=list(train[0].keypoint_names),
-                                    provenance=_provenance(pipe, bundle, layers, timestep_tolerance))
-        decoder.class_text.copy_(class_text_embeddings(pipe, classes))
+        decoder = _new_decoder(pipe, bundle, classes, train[0].keypoint_names, attention, resolutions, width,
+                               upsample_layers, layers, timestep_tolerance)
     else: frozen = bool(decoder.tasks) and not finetune
     for t in tasks:
         if t in decoder.heads and frozen: raise ValueError(f"{out} already has a {t} head: pass finetune=True to retrain it")

@@ -22,12 +22,12 @@ from tqdm.auto import tqdm
 
 from .attention import capture, model_fingerprint
 from .dataset_io import DatasetWriter, _read_json, _write_json
-from .decoder import PerceptionDecoder, load_decoder, predict, to_sample, check_pipeline
+from .decoder import PerceptionDecoder, check_pipeline, label_bundle, load_decoder
 from .shapeworld import Sample, KEYPOINT_NAMES, SKELETON
 
 # %% auto #0
-__all__ = ['sample_seed', 'SynthesisOutput', 'semantic_certainty', 'DatasetDMPipeline', 'read_prompt_records', 'generate',
-           'dataset_files', 'differing_files', 'label_view', 'DatasetBrowser', 'run_demo']
+__all__ = ['sample_seed', 'SynthesisOutput', 'DatasetDMPipeline', 'read_prompt_records', 'generate', 'dataset_files',
+           'differing_files', 'label_view', 'DatasetBrowser', 'run_demo']
 
 # %% ../nbs/06_synthesis.ipynb #ec46efcd
 def sample_seed(seed: int, index: int) -> int:
@@ -40,16 +40,6 @@ class SynthesisOutput:
     "What one call of `DatasetDMPipeline` returns: a labelled `Sample` per prompt, and which were flagged unsafe."
     samples: list[Sample]
     nsfw: list[bool] = field(default_factory=list)
-
-@torch.no_grad()
-def semantic_certainty(decoder: PerceptionDecoder, bundle, size) -> np.ndarray:
-    """Per pixel, the decoder's probability of its chosen class, `(B, H, W)` at image `size`; ones for a decoder
-    without a semantic head. Its mean is a sample's confidence; pixels below a threshold become 255 (uncertain)."""
-    if "semantic" not in decoder.tasks: return np.ones((len(bundle), *size), np.float32)
-    feats, maps = decoder.inputs(bundle)
-    logits = decoder(feats, maps, tasks=["semantic"])["semantic"].float()
-    prob = torch.nn.functional.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False).softmax(1)
-    return prob.max(1).values.cpu().numpy()
 
 class DatasetDMPipeline(DiffusionPipeline):
     "Stable Diffusion plus a perception decoder: prompts in, images with labels out."
@@ -90,14 +80,7 @@ class DatasetDMPipeline(DiffusionPipeline):
             out = sd(prompts, generator=generator, num_inference_steps=num_inference_steps,
                      guidance_scale=guidance_scale, output_type="np")
         images = (np.clip(out.images, 0, 1) * 255).round().astype(np.uint8)
-        bundle = cap.bundle().to(dec.device)
-        preds = predict(dec, bundle, size=images.shape[1:3], score_threshold=score_threshold)
-        certainty = semantic_certainty(dec, bundle, images.shape[1:3])
-        metas = metas or [{} for _ in prompts]
-        samples = []
-        for p, im, c, m, cert in zip(preds, images, prompts, metas, certainty):
-            if ignore_below is not None and "semantic" in p: p["semantic"][cert < ignore_below] = 255
-            samples.append(to_sample(dec, p, im, c, score_threshold, meta={**m, "confidence": round(float(cert.mean()), 4)}))
+        samples = label_bundle(dec, cap.bundle().to(dec.device), images, prompts, score_threshold, ignore_below, metas)
         nsfw = list(out.nsfw_content_detected or [False] * len(prompts))
         return SynthesisOutput(samples, nsfw)
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from datasetdm_nb.models import (PAIRS, build_pipeline, export_pipeline, load_pipeline, presence_target,
-                                 shapeworld_tokenizer, tiny_random_pipeline, train_model)
-from datasetdm_nb.shapeworld import caption_objects, shapeworld
+from datasetdm_nb.models import (build_pipeline, export_pipeline, load_pipeline, shapeworld_tokenizer,
+                                 tiny_random_pipeline, train_model)
+from datasetdm_nb.shapeworld import shapeworld
 
 
 def test_tokenizer_one_token_per_word():
@@ -36,12 +36,6 @@ def test_tiny_pipeline_is_seeded():
 def test_load_pipeline_errors():
     with pytest.raises(Exception): load_pipeline("/nonexistent/folder")
     assert load_pipeline("tiny").unet.dtype == torch.float32
-
-
-def test_presence_target():
-    s = shapeworld("test", 1)[0]
-    y = presence_target(s)
-    assert y.shape == (30,) and {PAIRS[i] for i in np.flatnonzero(y)} == set(caption_objects(s.caption))
 
 
 def test_train_resume_export_roundtrip(tmp_path):

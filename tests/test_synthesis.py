@@ -16,26 +16,12 @@ ARGS = ["--n", 12, "--batch-size", 2, "--steps", 3, "--seed", 5]
 
 @pytest.fixture(scope="module")
 def tiny_parts(tmp_path_factory):
-    "A tiny random pipeline and an untrained decoder made for it, saved as a user would have them."
-    import torch
-    from datasetdm_nb.attention import capture, model_fingerprint
-    from datasetdm_nb.decoder import PerceptionDecoder, unet_feature_channels
-    from datasetdm_nb.inversion import native_size
+    "A tiny random pipeline and a random decoder made for it, saved as a user would have them."
+    from datasetdm_nb.decoder import random_decoder
     from datasetdm_nb.models import tiny_random_pipeline
-    from datasetdm_nb.shapeworld import CLASSES, KEYPOINT_NAMES
     root = tmp_path_factory.mktemp("parts")
     pipe = tiny_random_pipeline()
-    with capture(pipe, steps=-1, classes=CLASSES) as cap:
-        pipe("a red star", num_inference_steps=3, output_type="np")
-    b = cap.bundle()
-    dec = PerceptionDecoder(classes=CLASSES, feature_channels=unet_feature_channels(pipe.unet),
-                            attention_resolutions=sorted(b.class_maps)[-1:], text_dim=pipe.text_encoder.config.hidden_size,
-                            tasks=("semantic", "instance", "depth", "keypoints"), keypoint_names=KEYPOINT_NAMES,
-                            provenance=dict(model_name="tiny", model_hash=model_fingerprint(pipe.unet),
-                                            timestep=float(b.meta["timestep"]), timestep_tolerance=1000,
-                                            layers=list(b.meta["layers"]), layer_prefixes=None,
-                                            image_size=native_size(pipe), classes=list(CLASSES)))
-    dec.set_classes(pipe)
+    dec = random_decoder(pipe)
     pipe.save_pretrained(root / "model")
     dec.save_pretrained(root / "decoder")
     prompts = root / "prompts.jsonl"
