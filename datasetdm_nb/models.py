@@ -76,7 +76,7 @@ SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_st
 def shipped_tokenizer():
     """The tokenizer shipped with the ShapeWorld model. `shapeworld_tokenizer()` trains an equivalent one, but BPE
     breaks ties between equally frequent pairs differently from run to run, so token ids would differ between
-    processes; every pipeline of the family uses this saved one instead."""
+    processes; every pipeline of the family, and every training sitting, uses this saved one instead."""
     from importlib.resources import files
     from transformers import CLIPTokenizer
     return CLIPTokenizer.from_pretrained(str(files("datasetdm_nb") / "weights" / "shapeworld" / "tokenizer"))
@@ -249,7 +249,7 @@ def train_model(out, resume: bool = False, arch: str = "shapeworld", n: int = 30
     captions = json.loads((out / "captions.json").read_text())
     scale = AutoencoderKL.load_config(out / "vae")["scaling_factor"]
     # stage 2: UNet + text encoder
-    tokenizer = shapeworld_tokenizer()
+    tokenizer = shipped_tokenizer()   # the ids the shipped text encoder learned, in every sitting of every run
     ids = tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
     empty = tokenizer("", padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids[0]
     noise_sched = DDPMScheduler(**SCHEDULE)
@@ -302,7 +302,7 @@ def export_pipeline(run, out, ema: bool = True, fp16: bool = True) -> Path:
     if not (ckpt / "state.json").exists(): raise FileNotFoundError(f"no checkpoint in {run}; train it with train_model first")
     prefix = "ema_" if ema else ""
     pipe = StableDiffusionPipeline(
-        vae=AutoencoderKL.from_pretrained(run / "vae"), tokenizer=shapeworld_tokenizer(),
+        vae=AutoencoderKL.from_pretrained(run / "vae"), tokenizer=shipped_tokenizer(),
         text_encoder=CLIPTextModel.from_pretrained(ckpt / f"{prefix}text_encoder"),
         unet=UNet2DConditionModel.from_pretrained(ckpt / f"{prefix}unet"),
         scheduler=DPMSolverMultistepScheduler(**SCHEDULE), safety_checker=None, feature_extractor=None,
