@@ -11,6 +11,7 @@ import json
 import math
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -108,9 +109,13 @@ def _merge_resolutions(maps: dict[int, torch.Tensor], size=None, resolutions=Non
 _FINGERPRINTS: dict = {}
 _CLASS_EMBEDS: dict = {}
 
+def _weights_version(model: torch.nn.Module) -> int:
+    "Sum of the parameters' version counters: in-place updates (optimiser steps, `load_state_dict`) change it."
+    return sum(p._version for m in model.modules() for p in m._parameters.values() if p is not None)
+
 def model_fingerprint(unet: torch.nn.Module) -> str:
     "A cheap hash of a model's weights (each parameter's name, shape and a strided sample), cached until they change."
-    key = (id(unet), sum(p._version for p in unet.parameters()))  # in-place updates (optimiser steps) bump _version
+    key = (id(unet), _weights_version(unet))
     if key in _FINGERPRINTS: return _FINGERPRINTS[key]
     h = hashlib.sha1()
     for name, p in unet.state_dict().items():
@@ -148,18 +153,19 @@ def _scores(attn, q, k, mask):
     return s if mask is None else s + mask
 
 class CaptureProcessor:
-    "Runs the wrapped attention processor unchanged; on capture steps also records attention maps of the cond. half."
-    def __init__(self, inner, name: str, recorder: "capture"):
-        self.inner, self.name, self.rec = inner, name, recorder
-        self._params = set(inspect.signature(inner.__call__).parameters)
+    "Runs the wrapped attention processor unchanged, then records the attention maps of the conditional half."
+    def __init__(self, inner, recorder: "capture"):
+        self.inner, self.rec = inner, recorder
+
+    @cached_property
+    def _params(self) -> set[str]: return set(inspect.signature(self.inner.__call__).parameters)
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
-        kw = {k: v for k, v in kwargs.items() if k in self._params}
-        if temb is not None and "temb" in self._params: kw["temb"] = temb
+        if temb is not None: kwargs["temb"] = temb
+        if kwargs: kwargs = {k: v for k, v in kwargs.items() if k in self._params}  # as `Attention.forward` filters them
         out = self.inner(attn, hidden_states, encoder_hidden_states=encoder_hidden_states,
-                         attention_mask=attention_mask, **kw)
-        if self.rec._active and self.name in self.rec._layer_set:
-            self.rec._record(self.name, attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+                         attention_mask=attention_mask, **kwargs)
+        self.rec._record(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
         return out
 
 # %% ../nbs/02_attention.ipynb #5d2a19a1
@@ -182,25 +188,19 @@ class capture:
         self.steps, self.heads, self.dtype, self.cfg = steps, heads, dtype, cfg
         self.self_res, self.want_features = set(self_attn), features
         self.class_names = tuple(classes)
-        self._modules = {n: m for n, m in self.unet.named_modules() if hasattr(m, "set_processor")}
-        self._layers = [n for n in self._modules if layers is None or any(n.startswith(p) for p in layers)]
-        if not self._layers: raise ValueError(f"no attention layer matches layers={layers}")
-        self._layer_set = set(self._layers)
+        self._modules = {n: m for n, m in self.unet.named_modules() if hasattr(type(m), "set_processor")
+                         and (layers is None or any(n.startswith(p) for p in layers))}  # the attention layers to record
+        if not self._modules: raise ValueError(f"no attention layer matches layers={layers}")
+        self._layers = list(self._modules)
         self._prompt_tokens = self._token_strings(prompts) if prompts is not None else None
         self.bundles: list[FeatureBundle] = []
 
     # ---- context protocol -------------------------------------------------------------------------------------
     def __enter__(self) -> "capture":
         self._class_embeds = self._embed_classes() if self.class_names else None
-        self._original = {n: m.processor for n, m in self._modules.items()}
-        for n, m in self._modules.items(): m.set_processor(CaptureProcessor(m.processor, n, self))
         self._handles = [self.unet.register_forward_pre_hook(self._unet_pre, with_kwargs=True),
-                         self.unet.register_forward_hook(self._unet_post)]
-        if self.want_features:
-            for block in self.unet.up_blocks:
-                if getattr(block, "upsamplers", None): h = block.upsamplers[0].register_forward_pre_hook(self._feat_pre)
-                else: h = block.register_forward_hook(self._feat_post)
-                self._handles.append(h)
+                         self.unet.register_forward_hook(self._unet_post, prepend=True)]  # nested captures unwind in order
+        self._feature_handles = []
         if self.pipe is not None and getattr(self.pipe, "text_encoder", None) is not None:
             self._handles.append(self.pipe.text_encoder.register_forward_pre_hook(self._text_pre, with_kwargs=True))
         self._active, self._calls, self._loop, self._te_ids, self._n_unet = False, 0, None, [], 0
@@ -210,8 +210,7 @@ class capture:
 
     def __exit__(self, *exc):
         for h in self._handles: h.remove()
-        for n, m in self._modules.items(): m.set_processor(self._original[n])
-        self._active = False
+        self._stop_recording()  # also after an exception inside a captured UNet call
         if exc[0] is None and self._n_unet and not self.bundles:
             warnings.warn(f"capture: {self._n_unet} UNet call(s) but none matched steps={self.steps!r}; "
                           "around a single UNet call pass steps='all'")
@@ -237,7 +236,7 @@ class capture:
     def _embed_classes(self):
         "Text-encoder states of each class name's own tokens `(Tc, D)`, and the (Tc, K) token-to-class matrix."
         tok, te = self.pipe.tokenizer, self.pipe.text_encoder
-        key = (id(te), sum(p._version for p in te.parameters()), self.class_names, self.unet.dtype)
+        key = (id(te), _weights_version(te), self.class_names)
         if key in _CLASS_EMBEDS: return _CLASS_EMBEDS[key]  # a frozen text encoder: embed once, not per call
         enc = tok(list(self.class_names), padding="longest", truncation=True, return_tensors="pt")  # causal: padding
         # after a name does not change its states
@@ -249,7 +248,7 @@ class capture:
             if not pos: raise ValueError(f"class name {self.class_names[k]!r} has no tokens")
             rows.append(states[k, pos]); owner += [k] * len(pos)
         onehot = F.one_hot(torch.tensor(owner), len(self.class_names)).float()
-        _CLASS_EMBEDS[key] = torch.cat(rows).to(self.unet.dtype), onehot.to(states.device)
+        _CLASS_EMBEDS[key] = torch.cat(rows), onehot.to(states.device)
         return _CLASS_EMBEDS[key]
 
     def _text_pre(self, module, args, kwargs):
@@ -267,10 +266,29 @@ class capture:
         steps = [self.steps] if isinstance(self.steps, int) else list(self.steps)
         return any(step == (s % n if s < 0 else s) for s in steps)
 
+    def _start_recording(self):
+        "Wrap the asked layers' processors and hook the up blocks, for this UNet call only."
+        self._original = {n: m.processor for n, m in self._modules.items()}
+        for n, m in self._modules.items(): m.set_processor(CaptureProcessor(m.processor, self))
+        if self.want_features:
+            for block in self.unet.up_blocks:
+                if getattr(block, "upsamplers", None): h = block.upsamplers[0].register_forward_pre_hook(self._feat_pre)
+                else: h = block.register_forward_hook(self._feat_post)
+                self._feature_handles.append(h)
+        self._active = True
+
+    def _stop_recording(self):
+        "Put the processors back and remove the feature hooks (nothing to do outside a captured UNet call)."
+        if not self._active: return
+        for h in self._feature_handles: h.remove()
+        for n, m in self._modules.items(): m.set_processor(self._original[n])
+        self._feature_handles, self._active = [], False
+
     def _unet_pre(self, module, args, kwargs):
         sample = args[0] if args else kwargs["sample"]
         t = args[1] if len(args) > 1 else kwargs["timestep"]
         self._n_unet += 1
+        self._stop_recording()  # in case the previous captured call raised before finishing
         if self._te_ids:  # a new prompt was encoded: a new loop starts
             self._prompt_tokens = [self.pipe.tokenizer.convert_ids_to_tokens(i) for i in self._te_ids[0].tolist()]
             guided = getattr(self.pipe, "do_classifier_free_guidance", None)  # set by the running pipeline call
@@ -278,8 +296,7 @@ class capture:
             self._te_ids, self._calls, self._loop = [], 0, None
         if self._loop is None or self._calls >= self._loop: self._loop, self._calls = self._loop_length(), 0
         step = self._calls; self._calls += 1
-        self._active = self._wanted(step, self._loop)
-        if not self._active: return
+        if not self._wanted(step, self._loop): return
         b = sample.shape[0]
         cfg = self.cfg if self.cfg is not None else getattr(self, "_cfg_seen", False)
         if cfg and b % 2: raise ValueError(f"cfg=True needs an even UNet batch, got {b}")
@@ -292,10 +309,11 @@ class capture:
                       "layers": self._layers, "heads": self.heads, "dtype": str(self.dtype).removeprefix("torch."),
                       "latent_size": list(self._hw), "cfg": bool(cfg),
                       "scheduler": type(getattr(self.pipe, "scheduler", None)).__name__ if self.pipe else None}
+        self._start_recording()
 
     def _unet_post(self, module, args, out):
         if not self._active: return
-        self._active = False
+        self._stop_recording()
         n = self._sl.stop - self._sl.start
         maps = {}
         for kind, acc in self._acc.items():
@@ -312,11 +330,9 @@ class capture:
         self.bundles.append(FeatureBundle(self._feats, maps["cross"], maps["class_maps"], maps["self_attn"],
                                           tokens=tokens, class_names=self.class_names, meta=self._meta))
 
-    def _feat_pre(self, module, args):
-        if self._active: self._store_feature(args[0])
+    def _feat_pre(self, module, args): self._store_feature(args[0])
 
-    def _feat_post(self, module, args, out):
-        if self._active: self._store_feature(out[0] if isinstance(out, tuple) else out)
+    def _feat_post(self, module, args, out): self._store_feature(out[0] if isinstance(out, tuple) else out)
 
     def _store_feature(self, x):
         x = x[self._sl].detach().to(self.dtype, copy=True)  # a copy: do not keep the whole batch's tensor alive
@@ -332,7 +348,8 @@ class capture:
         else: acc[hw] = [m, 1]
 
     @torch.no_grad()
-    def _record(self, name, attn, hs, ctx, mask, temb):
+    def _record(self, attn, hs, ctx, mask, temb):
+        if ctx is None and not self.self_res: return  # self-attention, none asked
         sl = self._sl
         hs_c = hs[sl]
         ctx_c = None if ctx is None else ctx[sl]
@@ -354,13 +371,12 @@ class capture:
         self._add("cross", hw, p.mean(1) if self.heads == "mean" else p)
         if self._class_embeds is not None:
             embeds, onehot = self._class_embeds
-            cls = embeds.expand(q.shape[0], -1, -1)
+            cls = embeds.to(ctx_c).expand(q.shape[0], -1, -1)  # the dtype and device of the layer's context
             k = attn.to_k(attn.norm_encoder_hidden_states(cls) if attn.norm_cross else cls)
             k = k.view(q.shape[0], -1, attn.heads, q.shape[-1]).transpose(1, 2)
             if attn.norm_k is not None: k = attn.norm_k(k)
-            s_cls = _scores(attn, q, k.float(), None)
-            lse = torch.logaddexp(scores.logsumexp(-1, keepdim=True), s_cls.logsumexp(-1, keepdim=True))
-            pc = (s_cls - lse).exp() @ onehot  # (B, heads, N, K): a class's share among caption + class tokens
+            joint = torch.cat([scores, _scores(attn, q, k.float(), None)], -1).softmax(-1)  # caption + class tokens
+            pc = joint[..., scores.shape[-1]:] @ onehot  # (B, heads, N, K): a class's share among them
             self._add("class_maps", hw, pc.mean(1))  # always averaged over heads: the decoder's input
 
 # %% ../nbs/02_attention.ipynb #26544aae
