@@ -1,5 +1,6 @@
 """All decoder measurements on ShapeWorld, each configuration in its own process (bench/decoder_train.py),
-appended to bench/decoder_results.jsonl (a configuration already there is skipped, so the script resumes).
+appended to bench/decoder_results.jsonl (a configuration already measured on the same model weights is skipped, so
+the script resumes; a retrained model is measured afresh beside the older rows).
 
     python bench/decoder_experiments.py [--model shapeworld] [--only main|curve|ablation] [--test-n 200]
 
@@ -41,8 +42,12 @@ if "ablation" in a.only:
         runs.append((f"ablation/timestep {t}", base + ["--timestep", str(t)]))
     runs.append(("ablation/ddim inversion", base + ["--method", "ddim"]))
 
+from datasetdm_nb.attention import model_fingerprint
+from datasetdm_nb.models import load_pipeline
+weights = model_fingerprint(load_pipeline(a.model).unet)
 path = Path(a.results)
-done = {json.loads(l)["tag"] for l in path.read_text().splitlines() if l.strip()} if path.exists() else set()
+rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+done = {r["tag"] for r in rows if r.get("model_hash") == weights}
 for tag, args in runs:
     if tag in done: continue
     cmd = [sys.executable, str(HERE / "decoder_train.py"), "--model", a.model, "--test-n", str(a.test_n),

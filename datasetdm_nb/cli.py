@@ -84,12 +84,13 @@ def _train_model(p):
     p.add_argument("--batch-size", type=_positive(), default=32)
     p.add_argument("--n", type=_positive(), default=30_000, help="pool scenes to learn from")
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this long; resume later")
+    p.add_argument("--lr", type=_positive(float), default=5e-4, help="learning rate (lower it when resuming to anneal)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--export", type=out_folder, help="then write the EMA weights as a diffusers pipeline folder here")
     def run(a):
         from datasetdm_nb.models import train_model, export_pipeline
         train_model(a.out, resume=a.resume, steps=a.steps, batch_size=a.batch_size, n=a.n, max_minutes=a.max_minutes,
-                    seed=a.seed)
+                    lr=a.lr, seed=a.seed)
         if a.export: print(f"pipeline written to {export_pipeline(a.out, a.export)}")
     return run
 

@@ -287,7 +287,7 @@ def train_model(out, resume: bool = False, arch: str = "shapeworld", n: int = 30
         torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
         _ema_update(ema_unet, unet, step, ema_decay); _ema_update(ema_text, text, step, ema_decay)
         step += 1; running.append(loss.item()); bar.update()
-        if step % log_every == 0: log.write(stage="unet", step=step, loss=float(np.mean(running))); running = []
+        if step % log_every == 0: log.write(stage="unet", step=step, loss=float(np.mean(running)), lr=lr); running = []
         if time.time() - last_save > 60 * checkpoint_minutes: save(); last_save = time.time()
     save(); bar.close()
     return out
@@ -332,8 +332,8 @@ class PresenceClassifier(torch.nn.Module):
         super().__init__()
         def block(i, o, stride): return [torch.nn.Conv2d(i, o, 3, stride, 1), torch.nn.BatchNorm2d(o), torch.nn.ReLU()]
         w = width
-        self.features = torch.nn.Sequential(*block(3, w, 2), *block(w, 2 * w, 1), *block(2 * w, 2 * w, 2),   # 32, then 16 px
-                                            *block(2 * w, 4 * w, 1), *block(4 * w, 4 * w, 1),
+        self.features = torch.nn.Sequential(*block(3, w, 1), *block(w, 2 * w, 2), *block(2 * w, 2 * w, 1),   # 64, then 32 px
+                                            *block(2 * w, 4 * w, 2), *block(4 * w, 4 * w, 1),                 # 16 px
                                             *block(4 * w, 4 * w, 2), *block(4 * w, 4 * w, 1))                 # 8 px
         self.head = torch.nn.Conv2d(4 * w, len(PAIRS), 1)
     def forward(self, x):      # x: float (B, 3, 64, 64) in [-1, 1]
