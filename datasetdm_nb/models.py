@@ -345,7 +345,7 @@ class PresenceClassifier(torch.nn.Module):
         self.eval()
         return np.concatenate([(self(_to_tensor(images[i:i + batch_size])) > 0).numpy() for i in range(0, len(images), batch_size)])
 
-def train_presence_classifier(n: int = 30_000, steps: int = 4000, batch_size: int = 32, lr: float = 3e-3,
+def train_presence_classifier(n: int = 60_000, steps: int = 12_000, batch_size: int = 32, lr: float = 3e-3,
                               seed: int = 0, model: PresenceClassifier | None = None, start: int = 100_000,
                               progress: bool = True) -> PresenceClassifier:
     "Train (or go on training) a `PresenceClassifier` on `n` labelled train-split scenes from index `start` (far past the few-shot budget)."
