@@ -20,7 +20,8 @@ from datasetdm_nb.shapeworld import caption_objects, shapeworld
 p = argparse.ArgumentParser()
 p.add_argument("--model", default="shapeworld")
 p.add_argument("--n", type=int, default=200, help="held-out captions to generate from")
-p.add_argument("--classifier", default="/work/runs/presence_classifier.safetensors", help="trained here if missing")
+p.add_argument("--classifier", default=str(Path.home() / ".cache" / "datasetdm_nb" / "presence_classifier.safetensors"),
+               help="trained here (about 40 minutes) if missing")
 p.add_argument("--out", default="/work/runs/fidelity", help="folder for the grid PNG and results.json")
 p.add_argument("--guidance", type=float, default=4.0)
 p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -33,7 +34,7 @@ clf = PresenceClassifier()
 if Path(a.classifier).exists(): clf.load_state_dict(load_file(a.classifier))
 else:
     t0 = time.time(); clf = train_presence_classifier()
-    save_file(clf.state_dict(), a.classifier); print(f"classifier trained in {time.time() - t0:.0f} s -> {a.classifier}")
+    Path(a.classifier).parent.mkdir(parents=True, exist_ok=True); save_file(clf.state_dict(), a.classifier); print(f"classifier trained in {time.time() - t0:.0f} s -> {a.classifier}")
 clf.eval()
 acc = presence_accuracy(clf, shapeworld("test", 2000, start=10_000))
 print(f"presence classifier on {acc['n']} real held-out test scenes: per-image {acc['per_image']:.2%}, per-pair {acc['per_pair']:.2%}")
