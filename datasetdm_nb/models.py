@@ -253,6 +253,8 @@ def train_model(out, resume: bool = False, arch: str = "shapeworld", n: int = 30
     ids = tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
     empty = tokenizer("", padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids[0]
     noise_sched = DDPMScheduler(**SCHEDULE)
+    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    if not ckpt.exists() and (tmp / "state.json").exists(): tmp.rename(ckpt)   # killed between a save's two steps
     if ckpt.exists():
         unet, text = UNet2DConditionModel.from_pretrained(ckpt / "unet"), CLIPTextModel.from_pretrained(ckpt / "text_encoder")
         ema_unet = UNet2DConditionModel.from_pretrained(ckpt / "ema_unet")

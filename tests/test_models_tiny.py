@@ -46,8 +46,12 @@ def test_train_resume_export_roundtrip(tmp_path):
     with pytest.raises(FileExistsError): train_model(run, arch="tiny")
     train_model(run, resume=True, steps=8, batch_size=4, log_every=2, progress=False)
     assert json.loads((run / "checkpoint" / "state.json").read_text())["step"] == 8
+    # killed between a save's two steps: only the complete new checkpoint (checkpoint.tmp) is on disk
+    (run / "checkpoint").rename(run / "checkpoint.tmp")
+    train_model(run, resume=True, steps=10, batch_size=4, log_every=2, progress=False)
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["step"] == 10
     steps = [json.loads(l)["step"] for l in open(run / "log.jsonl") if json.loads(l)["stage"] == "unet"]
-    assert steps == [2, 4, 6, 8]
+    assert steps == [2, 4, 6, 8, 10]
     folder = export_pipeline(run, tmp_path / "pipe")
     from safetensors import safe_open
     with safe_open(folder / "unet" / "diffusion_pytorch_model.safetensors", "pt") as f:
