@@ -25,12 +25,13 @@ TASKS = ("semantic", "instance", "depth", "keypoints")
 
 # %% auto #0
 __all__ = ['TASKS', 'DEFAULT_EPOCHS', 'ResBlock', 'FusionTrunk', 'ClassQueries', 'SemanticHead', 'InstanceHead', 'DepthHead',
-           'KeypointHead', 'class_text_embeddings', 'standardize_text', 'caption_class_maps', 'PerceptionDecoder',
-           'unet_feature_channels', 'keypoint_heatmaps', 'decode_heatmaps', 'silog_loss', 'dice_loss', 'semantic_loss',
-           'hungarian_match', 'instance_loss', 'Targets', 'flip_permutation', 'task_losses', 'fit', 'predict',
-           'to_sample', 'label_bundle', 'semantic_miou', 'depth_absrel', 'instance_ap', 'keypoint_pck',
-           'default_decoder_path', 'load_decoder', 'random_decoder', 'check_pipeline', 'decoder_features',
-           'evaluate_decoder', 'labelled_samples', 'shapeworld_split', 'train_decoder', 'evaluate', 'label_images']
+           'person_boxes', 'crop_boxes', 'KeypointHead', 'class_text_embeddings', 'standardize_text',
+           'caption_class_maps', 'PerceptionDecoder', 'unet_feature_channels', 'keypoint_heatmaps', 'decode_heatmaps',
+           'silog_loss', 'dice_loss', 'semantic_loss', 'hungarian_match', 'instance_loss', 'Targets',
+           'flip_permutation', 'task_losses', 'fit', 'predict', 'to_sample', 'label_bundle', 'semantic_miou',
+           'depth_absrel', 'instance_ap', 'keypoint_pck', 'default_decoder_path', 'load_decoder', 'random_decoder',
+           'check_pipeline', 'decoder_features', 'evaluate_decoder', 'labelled_samples', 'shapeworld_split',
+           'train_decoder', 'evaluate', 'label_images']
 
 # %% ../nbs/04_decoder.ipynb #adcb4fd2
 def _norm(c: int) -> nn.GroupNorm: return nn.GroupNorm(min(8, c), c)
@@ -109,23 +110,45 @@ class SemanticHead(nn.Module):
 
 class InstanceHead(nn.Module):
     """Mask2Former-style: learned object queries attend to the pixels and predict a mask (dot product with pixel
-    embeddings) and a class, scored against the class-name embeddings plus a learned "no object"."""
-    def __init__(self, width: int, text_dim: int, num_queries: int = 16, layers: int = 3):
+    embeddings) and a class, scored against the class-name embeddings plus a learned "no object". As in Mask2Former,
+    each layer's cross-attention is masked to the foreground of the previous layer's masks, and every layer predicts
+    (its predictions, `aux`, are supervised too while training)."""
+    def __init__(self, width: int, text_dim: int, num_queries: int = 16, layers: int = 3, memory_size: int = 32):
         super().__init__()
+        self.memory_size = memory_size
         self.pixel = nn.Sequential(ResBlock(width), nn.Conv2d(width, width, 1))
         self.query = nn.Parameter(torch.randn(num_queries, width) * 0.5)
-        self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(width, 4, 2 * width, dropout=0.0, batch_first=True,
-                                                                        norm_first=True), layers)
+        self.layers = nn.ModuleList([nn.TransformerDecoderLayer(width, 4, 2 * width, dropout=0.0, batch_first=True,
+                                                                norm_first=True) for _ in range(layers)])
+        self.norm = nn.LayerNorm(width)
         self.mask_embed = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, width))
         self.class_embed = nn.Linear(width, width)
         self.text = nn.Sequential(nn.Linear(text_dim, width), nn.GELU(), nn.Linear(width, width))
         self.no_object = nn.Parameter(torch.zeros(1, width))
-    def forward(self, x, text):
-        pix = self.pixel(x)
-        q = self.decoder(self.query[None].expand(x.shape[0], -1, -1), _memory(pix))
+
+    def _predict(self, q, pix, classes):
+        q = self.norm(q)
         masks = torch.einsum("bqd,bdhw->bqhw", self.mask_embed(q), pix) / math.sqrt(pix.shape[1])
-        classes = torch.cat([self.text(text[1:]), self.no_object])         # foreground classes, then no-object
         return self.class_embed(q) @ classes.T / math.sqrt(q.shape[-1]), masks
+
+    def _attention_mask(self, masks, grid, heads):
+        "True where a query may not look: outside its predicted mask (a query with an empty mask looks everywhere)."
+        outside = F.adaptive_avg_pool2d(masks.sigmoid().detach(), grid).flatten(2) < 0.5
+        outside[outside.all(-1)] = False
+        return outside.repeat_interleave(heads, 0)
+
+    def forward(self, x, text):
+        "(class logits (B, Q, C), mask logits (B, Q, h, w), aux: the earlier layers' [(logits, masks)])."
+        pix = self.pixel(x)
+        memory = _memory(pix, self.memory_size)
+        grid = (min(self.memory_size, pix.shape[-2]), min(self.memory_size, pix.shape[-1]))
+        classes = torch.cat([self.text(text[1:]), self.no_object])         # foreground classes, then no-object
+        q = self.query[None].expand(x.shape[0], -1, -1)
+        outs = [self._predict(q, pix, classes)]
+        for layer in self.layers:
+            q = layer(q, memory, memory_mask=self._attention_mask(outs[-1][1], grid, layer.multihead_attn.num_heads))
+            outs.append(self._predict(q, pix, classes))
+        return (*outs[-1], outs[:-1])
 
 class DepthHead(nn.Module):
     "Log-depth regression: a residual block and a 1x1 convolution."
@@ -134,18 +157,42 @@ class DepthHead(nn.Module):
         self.body = nn.Sequential(ResBlock(width), _norm(width), nn.SiLU(), nn.Conv2d(width, 1, 1))
     def forward(self, x): return self.body(x)[:, 0]
 
+def person_boxes(masks: torch.Tensor, pad: float = 0.15, min_side: float = 8.0) -> torch.Tensor:
+    "Square boxes `(P, 4)` (x0, y0, x1, y1, pixels) centred on person masks `(P, H, W)`, padded by `pad` of their side."
+    boxes = []
+    for m in masks:
+        ys, xs = torch.nonzero(m, as_tuple=True)
+        if len(ys) == 0: ys, xs = torch.tensor([m.shape[0] / 2]), torch.tensor([m.shape[1] / 2])
+        x0, x1, y0, y1 = xs.min().float(), xs.max().float() + 1, ys.min().float(), ys.max().float() + 1
+        side = max(float(x1 - x0), float(y1 - y0), min_side) * (1 + 2 * pad)
+        cx, cy = float(x0 + x1) / 2, float(y0 + y1) / 2
+        boxes.append([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
+    return torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+
+def crop_boxes(x: torch.Tensor, boxes: torch.Tensor, image_size, size: int) -> torch.Tensor:
+    "`size` x `size` bilinear crops `(P, C, size, size)` of maps `x` `(P, C, h, w)` covering `image_size` at `boxes` (pixels)."
+    H, W = image_size
+    r = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+    xs = boxes[:, None, 0] + r[None] * (boxes[:, 2] - boxes[:, 0])[:, None]     # (P, size) pixel coordinates
+    ys = boxes[:, None, 1] + r[None] * (boxes[:, 3] - boxes[:, 1])[:, None]
+    grid = torch.stack([(2 * xs / W - 1)[:, None, :].expand(-1, size, -1), (2 * ys / H - 1)[:, :, None].expand(-1, -1, size)], -1)
+    return F.grid_sample(x.float(), grid.to(x.device), mode="bilinear", padding_mode="zeros", align_corners=False)
+
 class KeypointHead(nn.Module):
-    """Top-down heatmaps: for each person, the trunk's features with the person's mask as an extra channel go through
-    residual blocks, one more 2x upsampling, and a 1x1 convolution to one heatmap per keypoint."""
-    def __init__(self, width: int, num_keypoints: int):
+    """Top-down heatmaps: each person's box (`person_boxes`, from its mask) is cropped out of the trunk's features and
+    resampled to `crop` x `crop`, with the person's mask as an extra channel; residual blocks and a 1x1 convolution
+    give one heatmap per keypoint in the box's frame. Every person, small or large, is seen at the same scale."""
+    def __init__(self, width: int, num_keypoints: int, crop: int = 32):
         super().__init__()
+        self.crop = crop
         self.inp = nn.Conv2d(width + 1, width, 3, padding=1)
-        self.body = nn.Sequential(ResBlock(width), ResBlock(width), _up(width), ResBlock(width),
-                                  nn.Conv2d(width, num_keypoints, 1))
+        self.body = nn.Sequential(ResBlock(width), ResBlock(width), ResBlock(width), nn.Conv2d(width, num_keypoints, 1))
     def forward(self, x, person_masks, index):
-        "`person_masks` (P, H, W), `index` (P,) the batch item of each person -> heatmaps (P, K, 2h, 2w)."
-        m = _resize(person_masks[:, None].float(), x.shape[-2:])
-        return self.body(self.inp(torch.cat([x[index], m], 1)))
+        "`person_masks` (P, H, W), `index` (P,) the batch item of each person -> heatmaps (P, K, crop, crop) in their boxes."
+        boxes, size = person_boxes(person_masks), person_masks.shape[-2:]
+        f = crop_boxes(x[index], boxes, size, self.crop)
+        m = crop_boxes(person_masks[:, None].float(), boxes, size, self.crop)
+        return self.body(self.inp(torch.cat([f.to(x.dtype), m.to(x.dtype)], 1)))
 
 # %% ../nbs/04_decoder.ipynb #2b87f681
 @torch.no_grad()
@@ -302,25 +349,26 @@ def unet_feature_channels(unet) -> dict:
     return {c.sample_size >> (len(chans) - 1 - i): ch for i, ch in enumerate(chans)}
 
 # %% ../nbs/04_decoder.ipynb #8dad5a96
-def keypoint_heatmaps(keypoints: np.ndarray, image_size, heatmap_size, sigma: float = 2.0):
-    """Target heatmaps `(K, h, w)` and weights `(K,)` for COCO keypoints `(K, 3)` on an image of `image_size` (H, W).
-    The Gaussian is evaluated on the whole grid, so a keypoint near (or on) the border keeps its truncated peak; only
-    keypoints that are not labelled (v = 0) get weight 0."""
-    (H, W), (h, w) = image_size, heatmap_size
+def keypoint_heatmaps(keypoints: np.ndarray, box, heatmap_size, sigma: float = 2.0):
+    """Target heatmaps `(K, h, w)` and weights `(K,)` for COCO keypoints `(K, 3)` in the frame of `box` (x0, y0, x1, y1
+    pixels; the whole image is (0, 0, W, H)). The Gaussian is evaluated on the whole grid, so a keypoint near (or
+    beyond) the border keeps its truncated peak; only keypoints that are not labelled (v = 0) get weight 0."""
+    (x0, y0, x1, y1), (h, w) = [float(v) for v in box], heatmap_size
     kp = torch.as_tensor(np.asarray(keypoints), dtype=torch.float32)
-    cx = kp[:, 0] * w / W - 0.5; cy = kp[:, 1] * h / H - 0.5      # pixel-centre index coordinates
+    cx = (kp[:, 0] - x0) * w / (x1 - x0) - 0.5; cy = (kp[:, 1] - y0) * h / (y1 - y0) - 0.5   # pixel-centre indices
     ys, xs = torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32)
     g = torch.exp(-((xs[None, None] - cx[:, None, None]) ** 2 + (ys[None, :, None] - cy[:, None, None]) ** 2)
                   / (2 * sigma ** 2))
     weight = (kp[:, 2] > 0).float()
     return g * weight[:, None, None], weight
 
-def decode_heatmaps(heatmaps: torch.Tensor, image_size) -> np.ndarray:
-    """COCO keypoints `(P, K, 3)` from heatmaps `(P, K, h, w)`: the peak, refined to sub-pixel precision by fitting a
-    parabola to the log-heatmap through its neighbours (exact for a Gaussian; no refinement along an axis where the
-    peak is on the border), in image coordinates; v = 2 where the peak exceeds 0.1, else 0 (not found)."""
+def decode_heatmaps(heatmaps: torch.Tensor, boxes) -> np.ndarray:
+    """COCO keypoints `(P, K, 3)` from heatmaps `(P, K, h, w)` drawn over `boxes` `(P, 4)` (x0, y0, x1, y1): the peak,
+    refined to sub-pixel precision by fitting a parabola to the log-heatmap through its neighbours (exact for a
+    Gaussian; no refinement along an axis where the peak is on the border), in image coordinates; v = 2 where the
+    peak exceeds 0.1, else 0 (not found)."""
     P, K, h, w = heatmaps.shape
-    H, W = image_size
+    boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(P, 1, 4)
     logh = heatmaps.detach().float().reshape(P * K, h, w).clamp(min=1e-6).log()
     peak, idx = logh.flatten(1).max(1)
     y, x = idx // w, idx % w
@@ -333,7 +381,9 @@ def decode_heatmaps(heatmaps: torch.Tensor, image_size) -> np.ndarray:
     fx = x.float() + offset(logh[r, y, xl], peak, logh[r, y, xr], (x > 0) & (x < w - 1))
     fy = y.float() + offset(logh[r, yu, x], peak, logh[r, yd, x], (y > 0) & (y < h - 1))
     found = peak.exp() > 0.1
-    out = torch.stack([(fx + 0.5) * W / w, (fy + 0.5) * H / h, found.float() * 2], 1).reshape(P, K, 3)
+    fx, fy, found = fx.reshape(P, K), fy.reshape(P, K), found.reshape(P, K)
+    out = torch.stack([boxes[..., 0] + (fx + 0.5) * (boxes[..., 2] - boxes[..., 0]) / w,
+                       boxes[..., 1] + (fy + 0.5) * (boxes[..., 3] - boxes[..., 1]) / h, found.float() * 2], -1)
     out[..., :2] *= out[..., 2:] > 0
     return out.numpy()
 
@@ -454,7 +504,9 @@ def task_losses(decoder, out, targets: Targets, idx, tasks, flip: bool = False) 
     if "depth" in tasks:
         losses["depth"] = silog_loss(_resize(out["depth"][:, None], targets.size)[:, 0], fl(targets.depth[idx]))
     if "instance" in tasks:
-        losses["instance"] = instance_loss(*out["instance"], [(c, fl(m)) for c, m in (targets.instances[i] for i in idx)])
+        logits, masks, aux = out["instance"]
+        objects = [(c, fl(m)) for c, m in (targets.instances[i] for i in idx)]
+        losses["instance"] = sum(instance_loss(lg, ms, objects) for lg, ms in [*aux, (logits, masks)]) / (len(aux) + 1)
     if "keypoints" in tasks:
         persons = targets.persons_in(idx)
         if persons is not None:
@@ -464,7 +516,7 @@ def task_losses(decoder, out, targets: Targets, idx, tasks, flip: bool = False) 
                 kps = kps[:, flip_permutation(decoder.config.keypoint_names)].copy()
                 kps[..., 0] = np.where(kps[..., 2] > 0, targets.size[1] - kps[..., 0], 0)
             hm = decoder.keypoints(out["embedding"], masks, where)
-            tgt = [keypoint_heatmaps(k, targets.size, hm.shape[-2:]) for k in kps]
+            tgt = [keypoint_heatmaps(k, b, hm.shape[-2:]) for k, b in zip(kps, person_boxes(masks))]
             g = torch.stack([t for t, _ in tgt]); w = torch.stack([w for _, w in tgt])
             losses["keypoints"] = ((hm - g) ** 2 * w[..., None, None]).sum() / w.sum().clamp(min=1)
     return losses
@@ -557,9 +609,9 @@ def predict(decoder, bundle: FeatureBundle, size=None, person_masks=None, score_
                 else: masks = []
                 r["keypoints"] = []
                 if masks:
-                    hm = decoder.keypoints(out["embedding"][j:j + 1], torch.as_tensor(np.stack(masks)),
-                                           torch.zeros(len(masks), dtype=torch.long))
-                    r["keypoints"] = list(zip(masks, decode_heatmaps(hm, size)))
+                    pm = torch.as_tensor(np.stack(masks))
+                    hm = decoder.keypoints(out["embedding"][j:j + 1], pm, torch.zeros(len(masks), dtype=torch.long))
+                    r["keypoints"] = list(zip(masks, decode_heatmaps(hm, person_boxes(pm))))
             if uncertain is not None: r["semantic"][uncertain] = 255   # after the person components were taken
             results.append(r)
     return results
@@ -663,7 +715,7 @@ def keypoint_pck(pred_keypoints, gt_keypoints, gt_masks, alpha: float = 0.1) -> 
     return hits / max(total, 1)
 
 # %% ../nbs/04_decoder.ipynb #d28a3d4f
-DEFAULT_EPOCHS = dict(semantic=40, instance=40, depth=40, keypoints=40)
+DEFAULT_EPOCHS = dict(semantic=80, instance=80, depth=40, keypoints=40)   # semantic, instance: 80 beat 40 epochs
 
 def default_decoder_path() -> Path:
     "The folder of the shipped ShapeWorld decoder."
@@ -674,7 +726,11 @@ def load_decoder(path="shapeworld") -> PerceptionDecoder:
     "A saved decoder: 'shapeworld' (shipped) or a folder written by `save_pretrained` / `train_decoder`."
     p = default_decoder_path() if str(path) == "shapeworld" else Path(path)
     if not (p / "config.json").exists(): raise FileNotFoundError(f"no decoder in {p} (config.json missing)")
-    return PerceptionDecoder.from_pretrained(str(p)).eval()
+    dec = PerceptionDecoder.from_pretrained(str(p))
+    missing = [n for n, t in [*dec.named_parameters(), *dec.named_buffers()] if t.is_meta]
+    if missing: raise ValueError(f"{p} holds weights of another decoder layout ({len(missing)} missing, e.g. {missing[0]}):"
+                                 " an older version saved it; train it again with `datasetdm train-decoder`")
+    return dec.eval()
 
 def _new_decoder(pipe, bundle: FeatureBundle, classes, keypoint_names, attention=("caption",), resolutions=None,
                  width: int = 64, upsample_layers: int = 1, layers=None, timestep_tolerance: int = 25) -> PerceptionDecoder:
