@@ -1,5 +1,6 @@
 """What capturing the feature bundle costs: a plain pipeline call vs the same call inside `capture` (last step), vs the
-reference code's way (explicit softmax attention in every layer at every step, maps kept per head in fp32).
+reference code's way (explicit softmax attention in every layer at every step, maps kept per head in fp32). Capture
+records what synthesis records: features, caption and class maps, and the VAE decoder's features at 2x and 4x the latent.
 
 Each configuration runs in its own child process (peak memory cannot be reset inside one): the child builds the
 pipeline, warms it up with a 1-step call, then times `--calls` calls (the fastest counts) and reports `ru_maxrss` (its peak resident memory)
@@ -82,6 +83,7 @@ def child(model: str, batch: int, mode: str, steps: int, threads: int, tokenizer
     import torch
     torch.set_num_threads(threads)
     from datasetdm_nb.attention import capture
+    from datasetdm_nb.decoder import default_vae_features
     pipe, size = build(model, tokenizer_dir)
     kw = dict(height=size, width=size, guidance_scale=7.5, output_type="np")
     prompts = [PROMPT] * batch
@@ -98,7 +100,7 @@ def child(model: str, batch: int, mode: str, steps: int, threads: int, tokenizer
         t, c = time.perf_counter(), cpu()
         with torch.no_grad():
             if mode == "capture":
-                with capture(pipe, classes=CLASSES) as cap:
+                with capture(pipe, classes=CLASSES, vae_features=default_vae_features(pipe)) as cap:
                     images = pipe(prompts, num_inference_steps=steps, generator=torch.manual_seed(0), **kw).images
                 kept = sum(t.numel() * t.element_size() for n in ("features", "cross", "class_maps")
                            for t in getattr(cap.bundle(), n).values())

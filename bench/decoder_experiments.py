@@ -7,7 +7,7 @@ the script resumes; a retrained model is measured afresh beside the older rows).
 main:     each task with 100 labelled scenes at default settings (quality and training time)
 curve:    semantic with 25 / 50 / 100 / 200 labelled scenes (20 epochs: reduced)
 ablation: semantic, 50 scenes, 20 epochs (reduced): which attention maps (caption / class prompt / both / none);
-          feature grids; timestep; DDIM inversion
+          UNet feature grids; without the VAE decoder's pixel-grid features; timestep; DDIM inversion
 """
 import argparse, json, subprocess, sys
 from pathlib import Path
@@ -36,6 +36,7 @@ if "ablation" in a.only:
     runs.append(("ablation/features + class-prompt maps", base + ["--attention", "class"]))
     runs.append(("ablation/features + both maps", base + ["--attention", "caption", "class"]))
     runs.append(("ablation/features alone", base + ["--no-attention"]))
+    runs.append(("ablation/no VAE-decoder features", base + ["--vae-features"]))
     for res in (["16"], ["8", "4"]):
         runs.append((f"ablation/grids {'+'.join(res)}", base + ["--resolutions", *res]))
     for t in (1, 100):

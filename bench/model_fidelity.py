@@ -2,15 +2,18 @@
 
 Prints the classifier's accuracy on real held-out test scenes, then the share of generated images (one per held-out
 test caption, 25 DPM-Solver steps, guidance 4) in which every (colour, class) pair the caption names is judged present,
-and saves a grid of the first 50 generated images with their captions and verdicts for a human check.
+and saves a grid of the first 50 generated images with their captions and verdicts for a human check. The same
+measure on the real scenes of these captions, and on their VAE reconstructions (encode, decode: what the best UNet
+could hand to this VAE decoder), tells what the judge and the VAE allow.
 
 usage: python bench/model_fidelity.py [--model shapeworld|FOLDER] [--n 200] [--classifier FILE] [--out DIR]
                                      [--train-more STEPS]
 
-The shipped figures use a classifier trained at `train_presence_classifier()`'s defaults (about 40 minutes), then
-`--train-more 12000` (another 40 minutes: 60,000 fresh scenes, learning rate 1e-3).
+The classifier is bench/presence_classifier.safetensors (fp16), trained by this script when missing at
+`train_presence_classifier()`'s defaults (about 40 minutes on one core), then `--train-more 12000` (another 40 minutes:
+60,000 fresh scenes, learning rate 1e-3).
 """
-import argparse, json, os, textwrap, time
+import argparse, json, textwrap, time
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +27,7 @@ from datasetdm_nb.shapeworld import caption_objects, shapeworld
 p = argparse.ArgumentParser()
 p.add_argument("--model", default="shapeworld")
 p.add_argument("--n", type=int, default=200, help="held-out captions to generate from")
-p.add_argument("--classifier", default=str(Path.home() / ".cache" / "datasetdm_nb" / "presence_classifier.safetensors"),
+p.add_argument("--classifier", default=str(Path(__file__).resolve().parent / "presence_classifier.safetensors"),
                help="trained here (about 40 minutes) if missing")
 p.add_argument("--out", default=str(Path.home() / ".cache" / "datasetdm_nb" / "fidelity"), help="folder for the grid PNG and results.json")
 p.add_argument("--guidance", type=float, default=4.0)
@@ -36,19 +39,21 @@ a = p.parse_args()
 if a.threads: torch.set_num_threads(a.threads)
 out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
 
+half = lambda m: {k: v.half() if v.is_floating_point() else v for k, v in m.state_dict().items()}   # stored in fp16
 clf = PresenceClassifier()
 if Path(a.classifier).exists(): clf.load_state_dict(load_file(a.classifier))
 else:
     t0 = time.time(); clf = train_presence_classifier()
-    Path(a.classifier).parent.mkdir(parents=True, exist_ok=True); save_file(clf.state_dict(), a.classifier); print(f"classifier trained in {time.time() - t0:.0f} s -> {a.classifier}")
+    save_file(half(clf), a.classifier); print(f"classifier trained in {time.time() - t0:.0f} s -> {a.classifier}")
 if a.train_more:
     t0 = time.time()
     clf = train_presence_classifier(n=60_000, steps=a.train_more, lr=1e-3, seed=1, model=clf, start=160_000)
-    save_file(clf.state_dict(), a.classifier); print(f"classifier trained {a.train_more} more steps in {time.time() - t0:.0f} s -> {a.classifier}")
+    save_file(half(clf), a.classifier); print(f"classifier trained {a.train_more} more steps in {time.time() - t0:.0f} s -> {a.classifier}")
 clf.eval()
 acc = presence_accuracy(clf, shapeworld("test", 2000, start=10_000))
 print(f"presence classifier on {acc['n']} real held-out test scenes: per-image {acc['per_image']:.2%}, per-pair {acc['per_pair']:.2%}")
 
+pipe = load_pipeline(a.model)
 test = shapeworld("test", a.n)            # seeds 1,000,000+: never in the diffusion model's pool
 captions = [s.caption for s in test]
 t0 = time.time()
@@ -56,7 +61,7 @@ if a.reuse:
     images = np.load(out / "images.npy")[:a.n]
     pred = clf.predict(images)
     ok = np.array([all(pred[j, PAIRS.index(q)] for q in caption_objects(c)) for j, c in enumerate(captions)])
-else: images, ok = prompt_fidelity(load_pipeline(a.model), captions, clf, guidance_scale=a.guidance)
+else: images, ok = prompt_fidelity(pipe, captions, clf, guidance_scale=a.guidance)
 dt = time.time() - t0
 nobj = np.array([len(caption_objects(c)) for c in captions])
 print(f"fidelity (every named object present) on n={len(ok)} held-out captions: {ok.mean():.1%}  ({dt:.0f} s)")
@@ -64,6 +69,14 @@ for k in sorted(set(nobj)): print(f"  {k} object(s): {ok[nobj == k].mean():.1%} 
 real_ok = clf.predict(np.stack([s.image for s in test]))
 real_fid = np.mean([all(real_ok[j, PAIRS.index(q)] for q in caption_objects(c)) for j, c in enumerate(captions)])
 print(f"the same measure on the real scenes of these captions: {real_fid:.1%}")
+from datasetdm_nb.inversion import encode_images
+with torch.no_grad():
+    lat = encode_images(pipe, [s.image for s in test])
+    rec = pipe.vae.decode(lat / pipe.vae.config.scaling_factor).sample.clamp(-1, 1)
+rec = ((rec + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)
+rec_ok = clf.predict(rec)
+rec_fid = np.mean([all(rec_ok[j, PAIRS.index(q)] for q in caption_objects(c)) for j, c in enumerate(captions)])
+print(f"... and on their VAE reconstructions (the ceiling this VAE decoder sets): {rec_fid:.1%}")
 
 import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
 fig, axes = plt.subplots(5, 10, figsize=(20, 12))
@@ -74,4 +87,5 @@ fig.tight_layout(); fig.savefig(out / "grid.png", dpi=80)
 np.save(out / "images.npy", images)
 (out / "results.json").write_text(json.dumps(dict(model=a.model, classifier=acc, n=len(ok), fidelity=float(ok.mean()),
     by_objects={int(k): float(ok[nobj == k].mean()) for k in sorted(set(nobj))}, real_fidelity=float(real_fid),
+    reconstruction_fidelity=float(rec_fid),
     verdicts=ok.tolist(), captions=captions), indent=1))

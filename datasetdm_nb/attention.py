@@ -177,10 +177,12 @@ class capture:
     e.g. `("up_blocks",)`. `classes`: class names attended beside the caption (see `FeatureBundle.class_maps`).
     `self_attn`: latent-grid heights whose self-attention to keep. `heads`: "mean" or "keep". `dtype`: of every tensor kept.
     `cfg`: whether the UNet batch is [uncond, cond] (default: inferred from the text-encoder calls). `prompts`: tell
-    the tokens when the prompt was encoded outside the context. `features`: also hook the up blocks.
+    the tokens when the prompt was encoded outside the context. `features`: also hook the up blocks. `vae_features`:
+    pixel-grid heights (finer than the latent) of VAE-decoder features to add to the last captured bundle when the
+    pipeline decodes its latents (see `vae_feature_channels`).
     After the block: `.bundles` (one per captured call) and `.bundle(step=None)`."""
     def __init__(self, target, steps=-1, layers=None, classes=(), self_attn=(), heads="mean",
-                 dtype=torch.float32, cfg: bool | None = None, prompts=None, features: bool = True):
+                 dtype=torch.float32, cfg: bool | None = None, prompts=None, features: bool = True, vae_features=()):
         self.pipe = None if hasattr(target, "set_attn_processor") else target
         self.unet = target if self.pipe is None else target.unet
         if heads not in ("mean", "keep"): raise ValueError(f"heads must be 'mean' or 'keep', not {heads!r}")
@@ -188,6 +190,11 @@ class capture:
         self.steps, self.heads, self.dtype, self.cfg = steps, heads, dtype, cfg
         self.self_res, self.want_features = set(self_attn), features
         self.class_names = tuple(classes)
+        self.vae_levels = tuple(int(h) for h in vae_features)
+        self.vae = getattr(self.pipe, "vae", None)
+        if self.vae_levels and self.vae is None: raise ValueError("VAE features need a pipeline with a VAE")
+        if self.vae_levels and getattr(self.vae, "use_tiling", False):
+            raise ValueError("VAE features cannot be captured from a tiled VAE decode: call pipe.vae.disable_tiling()")
         self._modules = {n: m for n, m in self.unet.named_modules() if hasattr(type(m), "set_processor")
                          and (layers is None or any(n.startswith(p) for p in layers))}  # the attention layers to record
         if not self._modules: raise ValueError(f"no attention layer matches layers={layers}")
@@ -203,13 +210,17 @@ class capture:
         self._feature_handles = []
         if self.pipe is not None and getattr(self.pipe, "text_encoder", None) is not None:
             self._handles.append(self.pipe.text_encoder.register_forward_pre_hook(self._text_pre, with_kwargs=True))
+        if self.vae_levels:
+            self._handles += [self.vae.decoder.register_forward_pre_hook(self._vae_pre),
+                              self.vae.decoder.register_forward_hook(self._vae_post)]
+        self._vae_wait, self._vae_handles, self._vae_call = False, [], {}
         self._active, self._calls, self._loop, self._te_ids, self._n_unet = False, 0, None, [], 0
         self._model = {"name": str(getattr(self.unet.config, "_name_or_path", "") or ""),
                        "hash": model_fingerprint(self.unet)}
         return self
 
     def __exit__(self, *exc):
-        for h in self._handles: h.remove()
+        for h in self._handles + self._vae_handles: h.remove()
         self._stop_recording()  # also after an exception inside a captured UNet call
         if exc[0] is None and self._n_unet and not self.bundles:
             warnings.warn(f"capture: {self._n_unet} UNet call(s) but none matched steps={self.steps!r}; "
@@ -309,6 +320,10 @@ class capture:
                       "layers": self._layers, "heads": self.heads, "dtype": str(self.dtype).removeprefix("torch."),
                       "latent_size": list(self._hw), "cfg": bool(cfg),
                       "scheduler": type(getattr(self.pipe, "scheduler", None)).__name__ if self.pipe else None}
+        if self.vae_levels:
+            if min(self.vae_levels) <= self._hw[0]:
+                raise ValueError(f"vae_features {self.vae_levels} must be finer than the {self._hw[0]}-high latent grid")
+            self._meta.update(vae_features=list(self.vae_levels), vae_hash=model_fingerprint(self.vae))
         self._start_recording()
 
     def _unet_post(self, module, args, out):
@@ -329,6 +344,7 @@ class capture:
             tokens = [t for t in tokens for _ in range(n // len(tokens))]
         self.bundles.append(FeatureBundle(self._feats, maps["cross"], maps["class_maps"], maps["self_attn"],
                                           tokens=tokens, class_names=self.class_names, meta=self._meta))
+        self._vae_wait = bool(self.vae_levels)   # the next VAE decode adds its features to this bundle
 
     def _feat_pre(self, module, args): self._store_feature(args[0])
 
@@ -338,6 +354,34 @@ class capture:
         x = x[self._sl].detach().to(self.dtype, copy=True)  # a copy: do not keep the whole batch's tensor alive
         h = x.shape[-2]
         self._feats[h] = torch.cat([self._feats[h], x], 1) if h in self._feats else x
+
+    # ---- VAE decoder -------------------------------------------------------------------------------------------
+    def _vae_pre(self, module, args):
+        "Hook the decoder's up blocks while it decodes the latents of the last captured call."
+        if not self._vae_wait: return
+        for block in module.up_blocks:
+            if getattr(block, "upsamplers", None): h = block.upsamplers[0].register_forward_pre_hook(self._vae_feat_pre)
+            else: h = block.register_forward_hook(self._vae_feat_post)
+            self._vae_handles.append(h)
+
+    def _vae_feat_pre(self, module, args): self._store_vae(args[0])
+
+    def _vae_feat_post(self, module, args, out): self._store_vae(out)
+
+    def _store_vae(self, x):
+        if x.shape[-2] in self.vae_levels: self._vae_call[x.shape[-2]] = x.detach().to(self.dtype, copy=True)
+
+    def _vae_post(self, module, args, out):
+        if not self._vae_handles: return
+        for h in self._vae_handles: h.remove()
+        self._vae_handles, call, self._vae_call = [], self._vae_call, {}
+        missing = [h for h in self.vae_levels if h not in call]
+        if missing: raise ValueError(f"the VAE decoder has no features at heights {missing} (see vae_feature_channels)")
+        top = out.shape[-2]
+        if top in call: call[top] = torch.cat([call[top], out.detach().to(self.dtype)], 1)   # and the decoded image
+        f, b = self.bundles[-1].features, self.bundles[-1]
+        for h, x in call.items(): f[h] = torch.cat([f[h], x]) if h in f else x   # a sliced decode: image by image
+        self._vae_wait = f[self.vae_levels[0]].shape[0] < len(b)   # more slices to come
 
     # ---- attention -------------------------------------------------------------------------------------------
     def _add(self, kind, hw, m):

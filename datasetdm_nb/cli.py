@@ -80,17 +80,21 @@ def _prompts(p):
 def _train_model(p):
     p.add_argument("--out", required=True, type=out_folder, help="run folder (checkpoints, latents, loss log)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--init", help="start a new run from a pipeline's weights ('shapeworld': the shipped model, or a folder)")
     p.add_argument("--steps", type=_positive(), default=100_000, help="UNet training steps in all")
     p.add_argument("--batch-size", type=_positive(), default=32)
     p.add_argument("--n", type=_positive(), default=30_000, help="pool scenes to learn from")
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this long; resume later")
     p.add_argument("--lr", type=_positive(float), default=5e-4, help="learning rate (lower it when resuming to anneal)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vae-decoder-steps", type=_positive(), help="then train the VAE decoder alone, up to this many "
+                   "steps (the encoder and UNet untouched; resumable)")
     p.add_argument("--export", type=out_folder, help="then write the EMA weights as a diffusers pipeline folder here")
     def run(a):
-        from datasetdm_nb.models import train_model, export_pipeline
-        train_model(a.out, resume=a.resume, steps=a.steps, batch_size=a.batch_size, n=a.n, max_minutes=a.max_minutes,
+        from datasetdm_nb.models import export_pipeline, train_model, train_vae_decoder
+        train_model(a.out, resume=a.resume, init=a.init, steps=a.steps, batch_size=a.batch_size, n=a.n, max_minutes=a.max_minutes,
                     lr=a.lr, seed=a.seed)
+        if a.vae_decoder_steps: train_vae_decoder(a.out, steps=a.vae_decoder_steps, max_minutes=a.max_minutes)
         if a.export: print(f"pipeline written to {export_pipeline(a.out, a.export)}")
     return run
 
@@ -120,14 +124,17 @@ def _train_decoder(p):
     p.add_argument("--val-n", type=int, default=50, help="held-out images evaluated after training")
     p.add_argument("--cache", type=out_folder, help="feature cache folder (reused by later runs)")
     p.add_argument("--finetune", action="store_true", help="also train an existing trunk")
+    p.add_argument("--vae-features", nargs="+", metavar="H", type=lambda h: h if h == "none" else _positive()(h), help="heights of VAE-decoder features to read, or 'none' "
+                   "(default: 2x and 4x the latent grid)")
     p.add_argument("--no-augment", action="store_true", help="no mirrored copies")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     def run(a):
         from datasetdm_nb.decoder import train_decoder
+        vae = None if a.vae_features is None else [h for h in a.vae_features if h != "none"]
         _, log = train_decoder(a.task, a.data, a.n, a.epochs, a.out, model=a.model, batch_size=a.batch_size,
                                val_n=a.val_n, cache_dir=a.cache, finetune=a.finetune, augment=not a.no_augment,
-                               seed=a.seed, device=a.device)
+                               seed=a.seed, device=a.device, vae_features=vae)
         print(f"decoder in {a.out}, trained in {log['train_seconds']:.0f} s; held-out: {_metrics(log['val_metrics'])}")
     return run
 

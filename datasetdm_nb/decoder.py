@@ -26,12 +26,12 @@ TASKS = ("semantic", "instance", "depth", "keypoints")
 # %% auto #0
 __all__ = ['TASKS', 'DEFAULT_EPOCHS', 'ResBlock', 'FusionTrunk', 'ClassQueries', 'SemanticHead', 'InstanceHead', 'DepthHead',
            'person_boxes', 'crop_boxes', 'KeypointHead', 'class_text_embeddings', 'standardize_text',
-           'caption_class_maps', 'PerceptionDecoder', 'unet_feature_channels', 'keypoint_heatmaps', 'decode_heatmaps',
-           'silog_loss', 'dice_loss', 'semantic_loss', 'hungarian_match', 'instance_loss', 'Targets',
-           'flip_permutation', 'task_losses', 'fit', 'predict', 'to_sample', 'label_bundle', 'semantic_miou',
-           'depth_absrel', 'instance_ap', 'keypoint_pck', 'default_decoder_path', 'load_decoder', 'random_decoder',
-           'check_pipeline', 'decoder_features', 'evaluate_decoder', 'labelled_samples', 'shapeworld_split',
-           'train_decoder', 'evaluate', 'label_images']
+           'caption_class_maps', 'PerceptionDecoder', 'unet_feature_channels', 'vae_feature_channels',
+           'default_vae_features', 'keypoint_heatmaps', 'decode_heatmaps', 'silog_loss', 'dice_loss', 'semantic_loss',
+           'hungarian_match', 'instance_loss', 'Targets', 'flip_permutation', 'task_losses', 'fit', 'predict',
+           'to_sample', 'label_bundle', 'semantic_miou', 'depth_absrel', 'instance_ap', 'keypoint_pck',
+           'default_decoder_path', 'load_decoder', 'random_decoder', 'check_pipeline', 'decoder_features',
+           'evaluate_decoder', 'labelled_samples', 'shapeworld_split', 'train_decoder', 'evaluate', 'label_images']
 
 # %% ../nbs/04_decoder.ipynb #adcb4fd2
 def _norm(c: int) -> nn.GroupNorm: return nn.GroupNorm(min(8, c), c)
@@ -321,7 +321,11 @@ class PerceptionDecoder(ModelMixin, ConfigMixin):
         p = self.config.provenance
         for h, c in self.config.feature_channels.items():
             f = bundle.features.get(int(h))
-            if f is None or f.shape[1] != c: raise ValueError(f"the bundle lacks {c}-channel features at height {h}")
+            if f is not None and f.shape[1] == c: continue
+            vae = list((p or {}).get("vae_features") or [])
+            if int(h) in vae: raise ValueError(f"the bundle lacks the VAE decoder's features at height {h}: capture "
+                                               f"with vae_features={tuple(vae)} around a call that decodes the image")
+            raise ValueError(f"the bundle lacks {c}-channel features at height {h}")
         for h in self.config.attention_resolutions:
             if "class" in self.config.attention_sources and int(h) not in bundle.class_maps:
                 raise ValueError(f"the bundle has no class maps at height {h}")
@@ -338,6 +342,8 @@ class PerceptionDecoder(ModelMixin, ConfigMixin):
         if abs(float(bundle.meta.get("timestep", -1e9)) - p["timestep"]) > p["timestep_tolerance"]:
             raise ValueError(f"the bundle was made at timestep {bundle.meta.get('timestep')}, the decoder was trained at "
                              f"{p['timestep']:g} (+-{p['timestep_tolerance']}): change the number of sampling steps")
+        if p.get("vae_hash") and bundle.meta.get("vae_hash") != p["vae_hash"]:
+            raise ValueError(f"this decoder read the features of VAE weights {p['vae_hash']}, not of {bundle.meta.get('vae_hash')}")
         if list(bundle.meta.get("layers", [])) != list(p["layers"]):
             raise ValueError("the bundle was captured from other attention layers than the decoder was trained on")
 
@@ -347,6 +353,19 @@ def unet_feature_channels(unet) -> dict:
     c = unet.config
     chans = list(reversed(c.block_out_channels))
     return {c.sample_size >> (len(chans) - 1 - i): ch for i, ch in enumerate(chans)}
+
+def vae_feature_channels(vae, latent_height: int) -> dict:
+    """{pixel-grid height: channels} of the VAE decoder's up-block outputs (before upsampling) finer than the latent
+    grid, read from its config: its block `i` works at `latent_height * 2**i`; on the image's own grid (the last
+    block) the decoded image's channels join them."""
+    chans = list(reversed(vae.config.block_out_channels))
+    return {latent_height << i: ch + (vae.config.out_channels if i == len(chans) - 1 else 0)
+            for i, ch in enumerate(chans) if i > 0}
+
+def default_vae_features(pipe, octaves: int = 2) -> tuple:
+    "The VAE-decoder feature heights a new decoder reads by default: 2x and 4x the latent grid (at most the image)."
+    lat = pipe.unet.config.sample_size
+    return tuple(h for h in vae_feature_channels(pipe.vae, lat) if h <= lat << octaves)
 
 # %% ../nbs/04_decoder.ipynb #8dad5a96
 def keypoint_heatmaps(keypoints: np.ndarray, box, heatmap_size, sigma: float = 2.0):
@@ -733,17 +752,22 @@ def load_decoder(path="shapeworld") -> PerceptionDecoder:
     return dec.eval()
 
 def _new_decoder(pipe, bundle: FeatureBundle, classes, keypoint_names, attention=("caption",), resolutions=None,
-                 width: int = 64, upsample_layers: int = 1, layers=None, timestep_tolerance: int = 25) -> PerceptionDecoder:
-    "An untrained decoder (no heads yet) for bundles like `bundle`: widths from the UNet config, class names embedded."
+                 width: int = 64, upsample_layers: int = 1, layers=None, timestep_tolerance: int = 25,
+                 vae_features=()) -> PerceptionDecoder:
+    "An untrained decoder (no heads yet) for bundles like `bundle`: widths from the UNet and VAE configs, class names embedded."
     chans = unet_feature_channels(pipe.unet)
     if resolutions is not None: chans = {h: c for h, c in chans.items() if h in resolutions}
+    pixel = vae_feature_channels(pipe.vae, pipe.unet.config.sample_size)
+    for h in vae_features:
+        if h not in pixel: raise ValueError(f"the VAE decoder has no features at height {h}; it has {sorted(pixel)}")
+        chans[int(h)] = pixel[h]
     decoder = PerceptionDecoder(classes=list(classes), feature_channels=chans,
                                 attention_resolutions=sorted(bundle.cross, reverse=True) if attention else [],
                                 attention_sources=list(attention or ["class"]),
                                 class_tokens=[pipe.tokenizer.tokenize(c.replace("_", " ")) for c in classes],
                                 text_dim=pipe.text_encoder.config.hidden_size, width=width,
                                 upsample_layers=upsample_layers, keypoint_names=list(keypoint_names),
-                                provenance=_provenance(pipe, bundle, layers, timestep_tolerance))
+                                provenance=_provenance(pipe, bundle, layers, timestep_tolerance, vae_features))
     decoder.class_text.copy_(class_text_embeddings(pipe, classes))
     return decoder
 
@@ -759,13 +783,13 @@ def random_decoder(pipe, tasks=TASKS, classes=CLASSES, keypoint_names=KEYPOINT_N
     for t in tasks: decoder.add_head(t)
     return decoder.eval()
 
-def _provenance(pipe, bundle: FeatureBundle, layer_prefixes, tolerance: int) -> dict:
+def _provenance(pipe, bundle: FeatureBundle, layer_prefixes, tolerance: int, vae_features=()) -> dict:
     m = bundle.meta
     return dict(model_name=str(getattr(pipe, "name_or_path", "") or m["model"].get("name", "")),
                 model_hash=m["model"]["hash"], timestep=float(m["timestep"]), timestep_tolerance=tolerance,
                 scheduler=m.get("scheduler"), inversion=m.get("inversion", "noise"), layers=list(m["layers"]),
                 layer_prefixes=list(layer_prefixes) if layer_prefixes else None, image_size=m.get("image_size"),
-                classes=list(bundle.class_names))
+                classes=list(bundle.class_names), vae_features=[int(h) for h in vae_features], vae_hash=m.get("vae_hash"))
 
 def check_pipeline(decoder, pipe):
     "Raise ValueError unless `pipe`'s UNet is the model the decoder was trained on."
@@ -774,6 +798,9 @@ def check_pipeline(decoder, pipe):
     if p and got != p["model_hash"]:
         raise ValueError(f"this decoder was trained on model {p.get('model_name') or '?'} (weights {p['model_hash']}); "
                          f"the given model has weights {got}: train a decoder for it with `datasetdm train-decoder`")
+    if p.get("vae_hash") and model_fingerprint(pipe.vae) != p["vae_hash"]:
+        raise ValueError(f"this decoder reads the features of VAE weights {p['vae_hash']}; the given pipeline's VAE has "
+                         f"weights {model_fingerprint(pipe.vae)}: use the VAE it was trained with, or train a decoder")
 
 def decoder_features(decoder, pipe, samples, cache_dir=None, batch_size: int = 16, progress: bool = True) -> FeatureBundle:
     "The bundles of `samples` (or `(image, prompt)` pairs), made exactly as the decoder's training bundles were."
@@ -782,7 +809,7 @@ def decoder_features(decoder, pipe, samples, cache_dir=None, batch_size: int = 1
     p = decoder.config.provenance
     return extract_features(pipe, samples, classes=decoder.config.classes, cache_dir=cache_dir, batch_size=batch_size,
                             timestep=int(p["timestep"]), method=p["inversion"], layers=p["layer_prefixes"],
-                            progress=progress)
+                            vae_features=p.get("vae_features", ()), progress=progress)
 
 def evaluate_decoder(decoder, pipe, samples, bundle: FeatureBundle | None = None, cache_dir=None,
                      batch_size: int = 16, progress: bool = True) -> dict:
@@ -829,13 +856,15 @@ def shapeworld_split(split: str, n: int, start: int = 0):
 
 def train_decoder(task="semantic", data="shapeworld", n: int = 100, epochs: int | None = None, out=None,
                   model: str = "shapeworld", pipe=None, batch_size: int = 8, lr: float = 2e-3,
-                  timestep: int | None = None, method: str = "noise", width: int = 64, upsample_layers: int = 1,
-                  attention=("caption",),
+                  timestep: int | None = None, method: str = "noise", width: int = 64, upsample_layers: int | None = None,
+                  attention=("caption",), vae_features=None,
                   resolutions=None, layers=None, val_n: int = 50, cache_dir=None, checkpoint_every: int = 10,
                   finetune: bool = False, augment: bool = True, seed: int = 0, device: str = "cpu",
                   progress: bool = True, timestep_tolerance: int = 25):
     """Train the heads of `task` (a name, or several joined by commas) on the first `n` labelled samples of `data`.
     `attention`: the attention maps beside the features, "caption" and/or "class" (empty: features alone).
+    `vae_features`: heights of VAE-decoder features beside the UNet's (default `default_vae_features`; empty: none);
+    `upsample_layers`: learned 2x upsamplings after the trunk (default: 1 without VAE features, else 0).
     Saves to `out` (checkpoints every `checkpoint_every` epochs). If `out` already
     holds a decoder, its trunk and heads stay frozen and the new heads are added (`finetune=True` trains everything).
     Evaluates on the next `val_n`. Returns (decoder, log)."""
@@ -850,15 +879,17 @@ def train_decoder(task="semantic", data="shapeworld", n: int = 100, epochs: int 
     if decoder is not None:
         check_pipeline(decoder, pipe)
         p = decoder.config.provenance
-        timestep, method, layers = int(p["timestep"]), p["inversion"], p["layer_prefixes"]
+        timestep, method, layers, vae_features = int(p["timestep"]), p["inversion"], p["layer_prefixes"], p.get("vae_features", ())
     classes = tuple(decoder.config.classes) if decoder is not None else tuple(train[0].classes)
     timestep = TIMESTEP if timestep is None else timestep
+    vae_features = tuple(default_vae_features(pipe) if vae_features is None else vae_features)
+    upsample_layers = (0 if vae_features else 1) if upsample_layers is None else upsample_layers
     bundle = extract_features(pipe, train, classes, cache_dir, timestep=timestep, method=method, layers=layers,
-                              progress=progress)
+                              vae_features=vae_features, progress=progress)
     frozen = False
     if decoder is None:
         decoder = _new_decoder(pipe, bundle, classes, train[0].keypoint_names, attention, resolutions, width,
-                               upsample_layers, layers, timestep_tolerance)
+                               upsample_layers, layers, timestep_tolerance, vae_features)
     else: frozen = bool(decoder.tasks) and not finetune
     for t in tasks:
         if t in decoder.heads and frozen: raise ValueError(f"{out} already has a {t} head: pass finetune=True to retrain it")

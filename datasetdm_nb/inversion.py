@@ -88,8 +88,10 @@ def encode_prompts(pipe, prompts) -> torch.Tensor:
 
 @torch.no_grad()
 def invert(pipe, images, prompts, classes=(), timestep: int = TIMESTEP, method: str = "noise", ddim_steps: int = 10,
-           layers=None, seed: int = 0, size: int | None = None) -> FeatureBundle:
-    "The `FeatureBundle` of real `images` with their `prompts`: VAE latent, noised to `timestep`, one UNet pass."
+           layers=None, seed: int = 0, size: int | None = None, vae_features=()) -> FeatureBundle:
+    """The `FeatureBundle` of real `images` with their `prompts`: VAE latent, noised to `timestep`, one UNet pass.
+    `vae_features`: heights of VAE-decoder features to add, from decoding the clean latent (as generation decodes its
+    last latent)."""
     images = list(images)
     prompts = [prompts] * len(images) if isinstance(prompts, str) else list(prompts)
     if len(prompts) != len(images): raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
@@ -100,8 +102,10 @@ def invert(pipe, images, prompts, classes=(), timestep: int = TIMESTEP, method: 
     embeds = encode_prompts(pipe, prompts)
     if method == "noise": x = add_noise(pipe, latents, timestep, [image_seed(np.asarray(im), seed) for im in images])
     else: x = ddim_invert(pipe, latents, embeds, timestep, ddim_steps)
-    with capture(pipe, steps="all", classes=classes, cfg=False, layers=layers, prompts=prompts) as cap:
+    with capture(pipe, steps="all", classes=classes, cfg=False, layers=layers, prompts=prompts,
+                 vae_features=vae_features) as cap:
         pipe.unet(x, int(timestep), encoder_hidden_states=embeds)
+        if vae_features: pipe.vae.decode(latents / pipe.vae.config.scaling_factor)
     bundle = cap.bundle()
     bundle.meta.update(inversion=method, image_size=size or native_size(pipe))
     return bundle
@@ -126,14 +130,15 @@ def _cache_key(image, prompt, settings: dict) -> str:
     return h.hexdigest()[:20]
 
 def extract_features(pipe, samples, classes=(), cache_dir=None, batch_size: int = 16, timestep: int = TIMESTEP,
-                     method: str = "noise", layers=None, seed: int = 0, progress: bool = True) -> FeatureBundle:
+                     method: str = "noise", layers=None, seed: int = 0, vae_features=(), progress: bool = True) -> FeatureBundle:
     """Bundles of `samples` by `invert`, batched, cached in `cache_dir`. `samples`: `Sample`s, `(image, prompt)`
     pairs, or a folder (a dataset the loaders read, else its image files, with a prompt naming `classes`)."""
     if isinstance(samples, (str, Path)): samples = _folder_items(Path(samples), classes)
     items = [(np.asarray(s.image), s.prompt()) if hasattr(s, "image") else (np.asarray(s[0]), s[1]) for s in samples]
     if not items: raise ValueError("no images to extract features from")
     settings = dict(model=model_fingerprint(pipe.unet), timestep=int(timestep), method=method, classes=list(classes),
-                    layers=layers, seed=seed, size=native_size(pipe))
+                    layers=layers, seed=seed, size=native_size(pipe), vae_features=[int(h) for h in vae_features])
+    if vae_features: settings["vae"] = model_fingerprint(pipe.vae)
     cache = Path(cache_dir) if cache_dir else None
     if cache: cache.mkdir(parents=True, exist_ok=True)
     keys = [_cache_key(im, p, settings) for im, p in items]
@@ -146,7 +151,7 @@ def extract_features(pipe, samples, classes=(), cache_dir=None, batch_size: int 
     for j in range(0, len(todo), batch_size):
         idx = todo[j:j + batch_size]
         b = invert(pipe, [items[i][0] for i in idx], [items[i][1] for i in idx], classes=classes, timestep=timestep,
-                   method=method, layers=layers, seed=seed)
+                   method=method, layers=layers, seed=seed, vae_features=vae_features)
         for n, i in enumerate(idx):
             parts[i] = b[n]
             if cache: parts[i].save(cache / f"{keys[i]}.safetensors")

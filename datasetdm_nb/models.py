@@ -20,8 +20,9 @@ from .shapeworld import CLASSES, COLORS, SIZES, caption_objects, shapeworld
 __all__ = ['SHAPEWORLD_WORDS', 'MAX_TOKENS', 'SCHEDULE', 'ARCHITECTURES', 'PAIRS', 'PRESENCE_MIN_PIXELS', 'SD_UNET_CONFIGS',
            'shapeworld_tokenizer', 'vae_config', 'unet_config', 'text_config', 'shipped_tokenizer', 'build_pipeline',
            'tiny_random_pipeline', 'count_parameters', 'shapeworld_model_path', 'load_pipeline', 'train_vae',
-           'encode_latents', 'train_model', 'export_pipeline', 'presence_target', 'PresenceClassifier',
-           'train_presence_classifier', 'presence_accuracy', 'prompt_fidelity', 'sd_unet_config', 'sd_unet']
+           'encode_latents', 'train_vae_decoder', 'train_model', 'export_pipeline', 'presence_target',
+           'PresenceClassifier', 'train_presence_classifier', 'presence_accuracy', 'prompt_fidelity', 'sd_unet_config',
+           'sd_unet']
 
 # %% ../nbs/01_models.ipynb #3242171e
 SHAPEWORLD_WORDS = tuple(sorted(set(
@@ -189,6 +190,64 @@ def encode_latents(vae, images: np.ndarray, batch_size: int = 256):
         means.append(d.mean.half().contiguous()); stds.append(d.std.half().contiguous())
     return torch.cat(means), torch.cat(stds)
 
+# %% ../nbs/01_models.ipynb #518993be
+def _edge_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    "L1 distance of the horizontal and vertical pixel differences of two image batches."
+    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]
+    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]
+    return (dx(a) - dx(b)).abs().mean() + (dy(a) - dy(b)).abs().mean()
+
+def train_vae_decoder(run, steps: int = 6000, batch_size: int = 16, lr: float = 3e-4, edge_weight: float = 1.0,
+                      max_minutes: float | None = None, checkpoint_minutes: float = 5.0, log_every: int = 25,
+                      seed: int = 0, workers: int = 2, threads: int | None = 1, progress: bool = True) -> Path:
+    """Train the VAE decoder of run folder `run` on, the encoder frozen (stage 1b; resumable, in `run`/vae_decoder):
+    L1 on pixels and on pixel differences, from latents drawn from the cached latent distributions. When `steps` are
+    done the decoder replaces `run`/vae; the latent space, and every UNet trained on it, stay valid."""
+    from diffusers import AutoencoderKL
+    from safetensors.torch import load_file
+    from tqdm.auto import tqdm
+    import shutil
+    if threads: torch.set_num_threads(threads)
+    run = Path(run); work = run / "vae_decoder"
+    if not (run / "latents.safetensors").exists(): raise FileNotFoundError(f"no latent cache in {run}: run train_model first")
+    state = json.loads((work / "state.json").read_text()) if (work / "state.json").exists() else dict(step=0, elapsed=0.0)
+    if state["step"] >= steps: return run
+    vae = AutoencoderKL.from_pretrained(work / "vae" if (work / "state.json").exists() else run / "vae")
+    images, _ = _pool(json.loads((run / "settings.json").read_text())["n"], workers=workers)
+    lat = load_file(run / "latents.safetensors"); mean, std = lat["mean"], lat["std"]
+    vae.requires_grad_(False)
+    params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
+    for p in params: p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr, weight_decay=0.0)
+    if (work / "optimizer.pt").exists(): opt.load_state_dict(torch.load(work / "optimizer.pt", weights_only=True))
+    rate = lambda i: lr * min(1.0, (i + 1) / 100) * (0.1 + 0.9 * (1 + math.cos(math.pi * min(i, steps) / steps)) / 2)
+    step, log, flag, t_start = state["step"], _Log(run, state["elapsed"]), _stop_requested(), time.time()
+    rng = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    def save():
+        tmp = work.with_name(work.name + ".tmp")
+        vae.save_pretrained(tmp / "vae"); torch.save(opt.state_dict(), tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps(dict(step=step, elapsed=log.wall())))
+        if work.exists(): shutil.rmtree(work)
+        tmp.rename(work)
+    vae.train(); last_save, running = time.time(), []
+    for _ in tqdm(range(step, steps), desc="VAE decoder", disable=not progress):
+        if flag["stop"] or (max_minutes is not None and time.time() - t_start > 60 * max_minutes): break
+        idx = torch.randint(len(mean), (batch_size,), generator=rng)
+        z = mean[idx].float() + std[idx].float() * torch.randn(batch_size, *mean.shape[1:], generator=rng)
+        x, rec = _to_tensor(images[idx.numpy()]), vae.decode(z).sample
+        l1 = (rec - x).abs().mean()
+        loss = l1 + edge_weight * _edge_l1(rec, x)
+        for g in opt.param_groups: g["lr"] = rate(step)
+        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
+        step += 1; running.append(l1.item())
+        if step % log_every == 0: log.write(stage="vae_decoder", step=step, loss=float(np.mean(running))); running = []
+        if time.time() - last_save > 60 * checkpoint_minutes: save(); last_save = time.time()
+    save()
+    if step >= steps:   # done: the sharper decoder becomes the run's VAE
+        vae.eval(); vae.save_pretrained(run / "vae.tmp")
+        shutil.rmtree(run / "vae"); (run / "vae.tmp").rename(run / "vae")
+    return run
+
 # %% ../nbs/01_models.ipynb #d76214af
 def _ema_update(ema, model, step: int, decay: float):
     "EMA of `model`'s weights into `ema`, with the usual warm-up (decay grows from 0.1 to `decay`)."
@@ -213,27 +272,42 @@ def _save_checkpoint(ckpt: Path, unet, text_encoder, ema_unet, ema_text, opt, st
     tmp.rename(ckpt)   # the old checkpoint is replaced only by a complete new one
 
 # %% ../nbs/01_models.ipynb #699fa107
-def train_model(out, resume: bool = False, arch: str = "shapeworld", n: int = 30_000, vae_steps: int = 1000,
-                vae_batch_size: int = 8, steps: int = 100_000, batch_size: int = 32, lr: float = 5e-4,
-                caption_dropout: float = 0.1, ema_decay: float = 0.999, max_minutes: float | None = None,
+def _pipeline_folder(model: str) -> Path:
+    "The folder of an exported pipeline: 'shapeworld' (the shipped one) or a path."
+    p = shapeworld_model_path() if str(model) == "shapeworld" else Path(model)
+    if not (p / "model_index.json").exists(): raise FileNotFoundError(f"no diffusers pipeline in {p} (model_index.json missing)")
+    return p
+
+def train_model(out, resume: bool = False, init: str | None = None, arch: str = "shapeworld", n: int = 30_000,
+                vae_steps: int = 1000, vae_batch_size: int = 8, steps: int = 100_000, batch_size: int = 32,
+                lr: float = 5e-4, caption_dropout: float = 0.1, ema_decay: float = 0.999, max_minutes: float | None = None,
                 checkpoint_minutes: float = 5.0, log_every: int = 25, seed: int = 0, workers: int = 2,
                 threads: int | None = 1, progress: bool = True) -> Path:
-    "Train the ShapeWorld diffusion model in run folder `out` (VAE, then UNet + text encoder); `resume` continues it."
+    """Train the ShapeWorld diffusion model in run folder `out` (VAE, then UNet + text encoder); `resume` continues it.
+    `init` (a pipeline folder, or 'shapeworld') starts a run from exported weights: its VAE, UNet, text encoder,
+    step count and loss log, with a fresh optimiser."""
     if threads: torch.set_num_threads(threads)   # 1 thread: on shared cores, 2 threads ran 3-4x slower, not faster
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel
     from tqdm.auto import tqdm
-    import copy
+    import copy, shutil
     out = Path(out); ckpt = out / "checkpoint"
     if out.exists() and any(out.iterdir()) and not resume:
         raise FileExistsError(f"{out} is not empty; pass resume=True (--resume) to continue that run")
+    init = None if init is None else _pipeline_folder(init)
     out.mkdir(parents=True, exist_ok=True)
     settings = dict(arch=arch, n=n, vae_steps=vae_steps, vae_batch_size=vae_batch_size, batch_size=batch_size, lr=lr, caption_dropout=caption_dropout,
                     ema_decay=ema_decay, seed=seed)
-    if (out / "settings.json").exists(): settings = json.loads((out / "settings.json").read_text()) | {"batch_size": batch_size, "lr": lr}
+    if (out / "settings.json").exists(): settings = json.loads((out / "settings.json").read_text())
+    elif init is not None and (init / "training.json").exists():   # the data the exported model learned from
+        settings |= {k: v for k, v in json.loads((init / "training.json").read_text()).items() if k in ("arch", "n", "seed")}
+    settings |= {"batch_size": batch_size, "lr": lr}
     (out / "settings.json").write_text(json.dumps(settings, indent=1))
     arch, n, seed = settings["arch"], settings["n"], settings["seed"]
     t_start, flag = time.time(), _stop_requested()
+    if init is not None and not (out / "vae").exists():   # the exported VAE (and its latent scale) and the loss log so far
+        AutoencoderKL.from_pretrained(init / "vae").float().save_pretrained(out / "vae")
+        if (init / "training_log.jsonl").exists(): shutil.copy(init / "training_log.jsonl", out / "log.jsonl")
     # stage 1: the VAE, and the latent cache
     if not (out / "latents.safetensors").exists():
         from safetensors.torch import save_file
@@ -241,7 +315,8 @@ def train_model(out, resume: bool = False, arch: str = "shapeworld", n: int = 30
         vae = (AutoencoderKL.from_pretrained(out / "vae") if (out / "vae").exists()
                else train_vae(out, images, arch, settings["vae_steps"], settings["vae_batch_size"], seed=seed, log_every=log_every, progress=progress))
         mean, std = encode_latents(vae, images)
-        vae.register_to_config(scaling_factor=float(1 / mean.float().std())); vae.save_pretrained(out / "vae")
+        if vae.config.scaling_factor == 1.0:   # not set yet: scale the latents to unit variance
+            vae.register_to_config(scaling_factor=float(1 / mean.float().std())); vae.save_pretrained(out / "vae")
         save_file(dict(mean=mean, std=std), out / "latents.safetensors")
         (out / "captions.json").write_text(json.dumps(captions))
     from safetensors.torch import load_file
@@ -255,11 +330,18 @@ def train_model(out, resume: bool = False, arch: str = "shapeworld", n: int = 30
     noise_sched = DDPMScheduler(**SCHEDULE)
     tmp = ckpt.with_name(ckpt.name + ".tmp")
     if not ckpt.exists() and (tmp / "state.json").exists(): tmp.rename(ckpt)   # killed between a save's two steps
-    if ckpt.exists():
+    resumed = ckpt.exists()
+    if resumed:
         unet, text = UNet2DConditionModel.from_pretrained(ckpt / "unet"), CLIPTextModel.from_pretrained(ckpt / "text_encoder")
         ema_unet = UNet2DConditionModel.from_pretrained(ckpt / "ema_unet")
         ema_text = CLIPTextModel.from_pretrained(ckpt / "ema_text_encoder")
         state = json.loads((ckpt / "state.json").read_text())
+    elif init is not None:
+        unet = UNet2DConditionModel.from_pretrained(init / "unet").float()
+        text = CLIPTextModel.from_pretrained(init / "text_encoder").float()
+        ema_unet, ema_text = copy.deepcopy(unet), copy.deepcopy(text)
+        done = json.loads((init / "training.json").read_text()) if (init / "training.json").exists() else {}
+        state = dict(step=done.get("step", 0), elapsed=done.get("elapsed", 0.0))
     else:
         pipe = build_pipeline(**ARCHITECTURES[arch], seed=seed)
         unet, text = pipe.unet, pipe.text_encoder
@@ -267,10 +349,11 @@ def train_model(out, resume: bool = False, arch: str = "shapeworld", n: int = 30
         state = dict(step=0, elapsed=0.0)
     params = list(unet.parameters()) + list(text.parameters())
     opt = torch.optim.AdamW(params, lr, betas=(0.9, 0.99), weight_decay=0.01)
-    if ckpt.exists(): opt.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
+    if resumed: opt.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
     for gr in opt.param_groups: gr["lr"] = lr
     unet.train(); text.train(); ema_unet.requires_grad_(False); ema_text.requires_grad_(False)
     step, log = state["step"], _Log(out, state["elapsed"])
+    warm_from = 0 if resumed else step   # a fresh optimiser warms up, also on exported weights
     rng = torch.Generator().manual_seed(seed * 1_000_003 + step)   # a fresh, reproducible data order per sitting
     save = lambda: _save_checkpoint(ckpt, unet, text, ema_unet, ema_text, opt, dict(step=step, elapsed=log.wall()))
     last_save, running, bar = time.time(), [], tqdm(total=steps, initial=step, desc="UNet", disable=not progress)
@@ -285,7 +368,7 @@ def train_model(out, resume: bool = False, arch: str = "shapeworld", n: int = 30
         pred = unet(noise_sched.add_noise(x0, noise, t), t, text(tok)[0]).sample
         loss = ((pred - noise).pow(2).mean((1, 2, 3)) * _min_snr_weight(noise_sched, t)).mean()
         opt.zero_grad(); loss.backward()
-        for gr in opt.param_groups: gr["lr"] = lr * min(1.0, (step + 1) / 250)   # warm-up
+        for gr in opt.param_groups: gr["lr"] = lr * min(1.0, (step - warm_from + 1) / 250)   # warm-up
         torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
         _ema_update(ema_unet, unet, step, ema_decay); _ema_update(ema_text, text, step, ema_decay)
         step += 1; running.append(loss.item()); bar.update()

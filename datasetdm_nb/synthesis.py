@@ -75,8 +75,9 @@ class DatasetDMPipeline(DiffusionPipeline):
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         dec, sd = self.decoder, self.stable_diffusion()
         sd.set_progress_bar_config(disable=True)          # `generate` shows one bar for the whole run
-        layers = (dec.config.provenance or {}).get("layer_prefixes")
-        with capture(sd, steps=-1, classes=dec.config.classes, layers=layers) as cap:
+        made = dec.config.provenance or {}
+        with capture(sd, steps=-1, classes=dec.config.classes, layers=made.get("layer_prefixes"),
+                     vae_features=made.get("vae_features", ())) as cap:
             out = sd(prompts, generator=generator, num_inference_steps=num_inference_steps,
                      guidance_scale=guidance_scale, output_type="np")
         images = (np.clip(out.images, 0, 1) * 255).round().astype(np.uint8)

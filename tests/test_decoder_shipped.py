@@ -50,12 +50,14 @@ def test_generated_image_labels_agree_with_labels_of_its_inversion(shipped):
     from datasetdm_nb.inversion import bundle_similarity, invert
     pipe, dec = shipped
     prompts = [s.caption for s in shapeworld("pool", 6, start=123)]
-    with capture(pipe, steps=-1, classes=dec.config.classes) as cap:
+    vae_features = dec.config.provenance.get("vae_features", ())
+    with capture(pipe, steps=-1, classes=dec.config.classes, vae_features=vae_features) as cap:
         images = pipe(prompts, num_inference_steps=25, guidance_scale=5.0, output_type="np",
                       generator=torch.Generator().manual_seed(0)).images
     gen = cap.bundle()
     images = list((images * 255).round().astype(np.uint8))
-    inv = invert(pipe, images, prompts, classes=dec.config.classes, timestep=int(gen.meta["timestep"]))
+    inv = invert(pipe, images, prompts, classes=dec.config.classes, timestep=int(gen.meta["timestep"]),
+                 vae_features=vae_features)
     own, other = bundle_similarity(gen, inv), bundle_similarity(gen, inv[torch.tensor([1, 2, 3, 4, 5, 0])])
     assert min(own[k] - other[k] for k in own) > 0, (own, other)
     a = [p["semantic"] for p in predict(dec, gen, size=64)]

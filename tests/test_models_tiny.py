@@ -59,3 +59,25 @@ def test_train_resume_export_roundtrip(tmp_path):
     assert isinstance(StableDiffusionPipeline.from_pretrained(folder), StableDiffusionPipeline)
     assert load_pipeline(str(folder)).unet.dtype == torch.float32         # ... loaded in fp32
     assert (folder / "training_log.jsonl").exists()
+
+
+def test_train_from_exported_weights(tmp_path):
+    "A run started from an exported pipeline (`init`) takes its weights, step, latent scale and log, then trains on."
+    from diffusers import UNet2DConditionModel
+    run = tmp_path / "run"
+    train_model(run, arch="tiny", n=64, vae_steps=4, vae_batch_size=4, steps=6, batch_size=4, log_every=2,
+                workers=1, progress=False)
+    folder = export_pipeline(run, tmp_path / "pipe")
+    run2 = tmp_path / "run2"
+    train_model(run2, init=str(folder), steps=6, batch_size=4, log_every=2, workers=1, progress=False)   # no new step
+    exported, started = load_pipeline(str(folder)).unet, UNet2DConditionModel.from_pretrained(run2 / "checkpoint" / "unet")
+    assert all(torch.equal(p, q) for p, q in zip(exported.parameters(), started.parameters()))
+    assert json.loads((run2 / "settings.json").read_text())["arch"] == "tiny"
+    from diffusers import AutoencoderKL
+    assert AutoencoderKL.load_config(run2 / "vae")["scaling_factor"] == AutoencoderKL.load_config(run / "vae")["scaling_factor"]
+    train_model(run2, resume=True, steps=10, batch_size=4, log_every=2, progress=False)
+    trained = UNet2DConditionModel.from_pretrained(run2 / "checkpoint" / "unet")
+    assert not all(torch.equal(p, q) for p, q in zip(exported.parameters(), trained.parameters()))
+    steps = [json.loads(l)["step"] for l in open(run2 / "log.jsonl") if json.loads(l)["stage"] == "unet"]
+    assert steps == [2, 4, 6, 8, 10]
+    with pytest.raises(FileNotFoundError, match="model_index.json"): train_model(tmp_path / "run3", init=str(tmp_path))
