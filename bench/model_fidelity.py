@@ -76,7 +76,7 @@ with torch.no_grad():
 rec = ((rec + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)
 rec_ok = clf.predict(rec)
 rec_fid = np.mean([all(rec_ok[j, PAIRS.index(q)] for q in caption_objects(c)) for j, c in enumerate(captions)])
-print(f"... and on their VAE reconstructions (the ceiling this VAE decoder sets): {rec_fid:.1%}")
+print(f"... and on their VAE reconstructions (encoded and decoded): {rec_fid:.1%}")
 
 import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
 fig, axes = plt.subplots(5, 10, figsize=(20, 12))

@@ -91,7 +91,8 @@ def invert(pipe, images, prompts, classes=(), timestep: int = TIMESTEP, method: 
            layers=None, seed: int = 0, size: int | None = None, vae_features=()) -> FeatureBundle:
     """The `FeatureBundle` of real `images` with their `prompts`: VAE latent, noised to `timestep`, one UNet pass.
     `vae_features`: heights of VAE-decoder features to add, from decoding the clean latent (as generation decodes its
-    last latent)."""
+    last latent); on the image's own grid the image channels are the image itself, as at generation they are the
+    image generated (not its reconstruction, which is blurrier)."""
     images = list(images)
     prompts = [prompts] * len(images) if isinstance(prompts, str) else list(prompts)
     if len(prompts) != len(images): raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
@@ -107,7 +108,11 @@ def invert(pipe, images, prompts, classes=(), timestep: int = TIMESTEP, method: 
         pipe.unet(x, int(timestep), encoder_hidden_states=embeds)
         if vae_features: pipe.vae.decode(latents / pipe.vae.config.scaling_factor)
     bundle = cap.bundle()
-    bundle.meta.update(inversion=method, image_size=size or native_size(pipe))
+    size = size or native_size(pipe)
+    if size in bundle.features and size in tuple(vae_features):
+        image = images_to_tensor(images, size).to(bundle.features[size])
+        bundle.features[size][:, -image.shape[1]:] = image
+    bundle.meta.update(inversion=method, image_size=size)
     return bundle
 
 # %% ../nbs/03_inversion.ipynb #7698ae7f

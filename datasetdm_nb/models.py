@@ -210,6 +210,9 @@ def train_vae_decoder(run, steps: int = 6000, batch_size: int = 16, lr: float = 
     if threads: torch.set_num_threads(threads)
     run = Path(run); work = run / "vae_decoder"
     if not (run / "latents.safetensors").exists(): raise FileNotFoundError(f"no latent cache in {run}: run train_model first")
+    for folder in (work, run / "vae"):   # killed between a replacement's two steps: the complete new copy is the .tmp
+        tmp = folder.with_name(folder.name + ".tmp")
+        if not folder.exists() and tmp.exists(): tmp.rename(folder)
     state = json.loads((work / "state.json").read_text()) if (work / "state.json").exists() else dict(step=0, elapsed=0.0)
     if state["step"] >= steps: return run
     vae = AutoencoderKL.from_pretrained(work / "vae" if (work / "state.json").exists() else run / "vae")
@@ -395,8 +398,10 @@ def export_pipeline(run, out, ema: bool = True, fp16: bool = True) -> Path:
     if fp16: pipe.to(torch.float16)
     pipe.save_pretrained(out, safe_serialization=True)
     import shutil; shutil.copy(run / "log.jsonl", out / "training_log.jsonl")
-    (out / "training.json").write_text(json.dumps(json.loads((ckpt / "state.json").read_text())
-                                                  | json.loads((run / "settings.json").read_text()), indent=1))
+    info = json.loads((ckpt / "state.json").read_text()) | json.loads((run / "settings.json").read_text())
+    if (run / "vae_decoder" / "state.json").exists():   # stage 1b
+        info["vae_decoder_steps"] = json.loads((run / "vae_decoder" / "state.json").read_text())["step"]
+    (out / "training.json").write_text(json.dumps(info, indent=1))
     return out
 
 # %% ../nbs/01_models.ipynb #771a9d95
@@ -426,9 +431,13 @@ class PresenceClassifier(torch.nn.Module):
 
     @torch.no_grad()
     def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        "Bool (n, 30) presence of each pair in uint8 images (n, 64, 64, 3)."
+        "Bool (n, 30) presence of each pair in uint8 images (n, 64, 64, 3); logits averaged over each image and its mirror."
         self.eval()
-        return np.concatenate([(self(_to_tensor(images[i:i + batch_size])) > 0).numpy() for i in range(0, len(images), batch_size)])
+        out = []
+        for i in range(0, len(images), batch_size):
+            x = _to_tensor(images[i:i + batch_size])
+            out.append(((self(x) + self(x.flip(-1))) / 2 > 0).numpy())
+        return np.concatenate(out)
 
 def train_presence_classifier(n: int = 60_000, steps: int = 12_000, batch_size: int = 32, lr: float = 3e-3,
                               seed: int = 0, model: PresenceClassifier | None = None, start: int = 100_000,
