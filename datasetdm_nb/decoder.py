@@ -734,7 +734,7 @@ def keypoint_pck(pred_keypoints, gt_keypoints, gt_masks, alpha: float = 0.1) -> 
     return hits / max(total, 1)
 
 # %% ../nbs/04_decoder.ipynb #d28a3d4f
-DEFAULT_EPOCHS = dict(semantic=40, instance=40, depth=40, keypoints=40)   # with VAE features, 80 did not beat 40
+DEFAULT_EPOCHS = dict(semantic=80, instance=80, depth=40, keypoints=40)   # semantic, instance: 80 beat 40 (bench/decoder_results.jsonl)
 
 def default_decoder_path() -> Path:
     "The folder of the shipped ShapeWorld decoder."
