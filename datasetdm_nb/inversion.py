@@ -51,8 +51,10 @@ def image_seed(image, seed: int = 0) -> int:
 
 @torch.no_grad()
 def encode_images(pipe, images, size: int | None = None) -> torch.Tensor:
-    "VAE latents `(B, 4, h, w)` of `images` (the mean of the latent distribution, scaled as the UNet expects)."
-    x = images_to_tensor(images, size or native_size(pipe)).to(pipe.vae.device, pipe.vae.dtype)
+    """VAE latents `(B, 4, h, w)` of `images` (the mean of the latent distribution, scaled as the UNet expects);
+    `images` may be a tensor already made by `images_to_tensor`."""
+    x = images if torch.is_tensor(images) else images_to_tensor(images, size or native_size(pipe))
+    x = x.to(pipe.vae.device, pipe.vae.dtype)
     return pipe.vae.encode(x).latent_dist.mean * pipe.vae.config.scaling_factor
 
 def add_noise(pipe, latents: torch.Tensor, timestep: int, seeds) -> torch.Tensor:
@@ -99,7 +101,9 @@ def invert(pipe, images, prompts, classes=(), timestep: int = TIMESTEP, method: 
     if method not in ("noise", "ddim"): raise ValueError(f"method must be 'noise' or 'ddim', not {method!r}")
     if not 0 <= timestep < pipe.scheduler.config.num_train_timesteps:
         raise ValueError(f"timestep must be in [0, {pipe.scheduler.config.num_train_timesteps}), got {timestep}")
-    latents = encode_images(pipe, images, size)
+    size = size or native_size(pipe)
+    pixels = images_to_tensor(images, size)
+    latents = encode_images(pipe, pixels)
     embeds = encode_prompts(pipe, prompts)
     if method == "noise": x = add_noise(pipe, latents, timestep, [image_seed(np.asarray(im), seed) for im in images])
     else: x = ddim_invert(pipe, latents, embeds, timestep, ddim_steps)
@@ -108,10 +112,7 @@ def invert(pipe, images, prompts, classes=(), timestep: int = TIMESTEP, method: 
         pipe.unet(x, int(timestep), encoder_hidden_states=embeds)
         if vae_features: pipe.vae.decode(latents / pipe.vae.config.scaling_factor)
     bundle = cap.bundle()
-    size = size or native_size(pipe)
-    if size in bundle.features and size in tuple(vae_features):
-        image = images_to_tensor(images, size).to(bundle.features[size])
-        bundle.features[size][:, -image.shape[1]:] = image
+    if size in tuple(vae_features): bundle.features[size][:, -pixels.shape[1]:] = pixels.to(bundle.features[size])
     bundle.meta.update(inversion=method, image_size=size)
     return bundle
 

@@ -146,6 +146,19 @@ class _Log:
     def write(self, **row):
         with open(self.path, "a") as f: f.write(json.dumps(dict(row, wall=round(self.wall(), 1), time=time.strftime("%Y-%m-%dT%H:%M:%S"))) + "\n")
 
+def _replace_folder(folder: Path, write):
+    "Replace `folder` by what `write(tmp)` writes into `folder`.tmp: a run killed at any moment keeps a complete copy."
+    import shutil
+    tmp = folder.with_name(folder.name + ".tmp")
+    write(tmp)
+    if folder.exists(): shutil.rmtree(folder)
+    tmp.rename(folder)
+
+def _recover_folder(folder: Path, last_file: str):
+    "Killed between `_replace_folder`'s last two steps, the new copy is the .tmp (complete once it has `last_file`)."
+    tmp = folder.with_name(folder.name + ".tmp")
+    if not folder.exists() and (tmp / last_file).exists(): tmp.rename(folder)
+
 def _stop_requested():
     "A flag set by SIGTERM / SIGINT, so that training saves a checkpoint before it exits."
     import signal
@@ -206,13 +219,10 @@ def train_vae_decoder(run, steps: int = 6000, batch_size: int = 16, lr: float = 
     from diffusers import AutoencoderKL
     from safetensors.torch import load_file
     from tqdm.auto import tqdm
-    import shutil
     if threads: torch.set_num_threads(threads)
     run = Path(run); work = run / "vae_decoder"
     if not (run / "latents.safetensors").exists(): raise FileNotFoundError(f"no latent cache in {run}: run train_model first")
-    for folder in (work, run / "vae"):   # killed between a replacement's two steps: the complete new copy is the .tmp
-        tmp = folder.with_name(folder.name + ".tmp")
-        if not folder.exists() and tmp.exists(): tmp.rename(folder)
+    _recover_folder(work, "state.json"); _recover_folder(run / "vae", "diffusion_pytorch_model.safetensors")
     state = json.loads((work / "state.json").read_text()) if (work / "state.json").exists() else dict(step=0, elapsed=0.0)
     if state["step"] >= steps: return run
     vae = AutoencoderKL.from_pretrained(work / "vae" if (work / "state.json").exists() else run / "vae")
@@ -226,12 +236,10 @@ def train_vae_decoder(run, steps: int = 6000, batch_size: int = 16, lr: float = 
     rate = lambda i: lr * min(1.0, (i + 1) / 100) * (0.1 + 0.9 * (1 + math.cos(math.pi * min(i, steps) / steps)) / 2)
     step, log, flag, t_start = state["step"], _Log(run, state["elapsed"]), _stop_requested(), time.time()
     rng = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    def save():
-        tmp = work.with_name(work.name + ".tmp")
+    def write(tmp):
         vae.save_pretrained(tmp / "vae"); torch.save(opt.state_dict(), tmp / "optimizer.pt")
         (tmp / "state.json").write_text(json.dumps(dict(step=step, elapsed=log.wall())))
-        if work.exists(): shutil.rmtree(work)
-        tmp.rename(work)
+    save = lambda: _replace_folder(work, write)
     vae.train(); last_save, running = time.time(), []
     for _ in tqdm(range(step, steps), desc="VAE decoder", disable=not progress):
         if flag["stop"] or (max_minutes is not None and time.time() - t_start > 60 * max_minutes): break
@@ -247,8 +255,7 @@ def train_vae_decoder(run, steps: int = 6000, batch_size: int = 16, lr: float = 
         if time.time() - last_save > 60 * checkpoint_minutes: save(); last_save = time.time()
     save()
     if step >= steps:   # done: the sharper decoder becomes the run's VAE
-        vae.eval(); vae.save_pretrained(run / "vae.tmp")
-        shutil.rmtree(run / "vae"); (run / "vae.tmp").rename(run / "vae")
+        vae.eval(); _replace_folder(run / "vae", vae.save_pretrained)
     return run
 
 # %% ../nbs/01_models.ipynb #d76214af
@@ -265,14 +272,12 @@ def _min_snr_weight(scheduler, t, gamma: float = 5.0):
     return torch.clamp(snr, max=gamma) / snr
 
 def _save_checkpoint(ckpt: Path, unet, text_encoder, ema_unet, ema_text, opt, state: dict):
-    tmp = ckpt.with_name(ckpt.name + ".tmp")
-    for name, m in dict(unet=unet, text_encoder=text_encoder, ema_unet=ema_unet, ema_text_encoder=ema_text).items():
-        m.save_pretrained(tmp / name)
-    torch.save(opt.state_dict(), tmp / "optimizer.pt")
-    (tmp / "state.json").write_text(json.dumps(state, indent=1))
-    if ckpt.exists():
-        import shutil; shutil.rmtree(ckpt)
-    tmp.rename(ckpt)   # the old checkpoint is replaced only by a complete new one
+    def write(tmp):
+        for name, m in dict(unet=unet, text_encoder=text_encoder, ema_unet=ema_unet, ema_text_encoder=ema_text).items():
+            m.save_pretrained(tmp / name)
+        torch.save(opt.state_dict(), tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps(state, indent=1))   # written last: marks the copy complete
+    _replace_folder(ckpt, write)   # the old checkpoint is replaced only by a complete new one
 
 # %% ../nbs/01_models.ipynb #699fa107
 def _pipeline_folder(model: str) -> Path:
@@ -331,8 +336,7 @@ def train_model(out, resume: bool = False, init: str | None = None, arch: str = 
     ids = tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
     empty = tokenizer("", padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids[0]
     noise_sched = DDPMScheduler(**SCHEDULE)
-    tmp = ckpt.with_name(ckpt.name + ".tmp")
-    if not ckpt.exists() and (tmp / "state.json").exists(): tmp.rename(ckpt)   # killed between a save's two steps
+    _recover_folder(ckpt, "state.json")
     resumed = ckpt.exists()
     if resumed:
         unet, text = UNet2DConditionModel.from_pretrained(ckpt / "unet"), CLIPTextModel.from_pretrained(ckpt / "text_encoder")
