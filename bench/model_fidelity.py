@@ -6,8 +6,10 @@ and saves a grid of the first 50 generated images with their captions and verdic
 measure on the real scenes of these captions, and on their VAE reconstructions (encode, decode: what the best UNet
 could hand to this VAE decoder), tells what the judge and the VAE allow.
 
-usage: python bench/model_fidelity.py [--model shapeworld|FOLDER] [--n 200] [--classifier FILE] [--out DIR]
-                                     [--train-more STEPS]
+usage: python bench/model_fidelity.py [--model shapeworld|FOLDER] [--n 200] [--guidance 4 10] [--classifier FILE]
+                                     [--out DIR] [--train-more STEPS]
+
+Each guidance scale is measured on the same captions and seeds (one grid and one images file per scale).
 
 The classifier is bench/presence_classifier.safetensors (fp16), trained by this script when missing at
 `train_presence_classifier()`'s defaults (about 40 minutes on one core), then `--train-more 12000` (another 40 minutes:
@@ -30,11 +32,11 @@ p.add_argument("--n", type=int, default=200, help="held-out captions to generate
 p.add_argument("--classifier", default=str(Path(__file__).resolve().parent / "presence_classifier.safetensors"),
                help="trained here (about 40 minutes) if missing")
 p.add_argument("--out", default=str(Path.home() / ".cache" / "datasetdm_nb" / "fidelity"), help="folder for the grid PNG and results.json")
-p.add_argument("--guidance", type=float, default=4.0)
+p.add_argument("--guidance", type=float, nargs="+", default=[4.0, 10.0], help="classifier-free guidance scales to measure")
 p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
 p.add_argument("--train-more", type=int, default=0,
                help="first go on training the classifier this many steps on 60,000 fresh scenes, and save it")
-p.add_argument("--reuse", action="store_true", help="judge the images.npy of an earlier run in --out instead of generating")
+p.add_argument("--reuse", action="store_true", help="judge the images of an earlier run in --out instead of generating")
 a = p.parse_args()
 if a.threads: torch.set_num_threads(a.threads)
 out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
@@ -50,42 +52,44 @@ if a.train_more:
     clf = train_presence_classifier(n=60_000, steps=a.train_more, lr=1e-3, seed=1, model=clf, start=160_000)
     save_file(half(clf), a.classifier); print(f"classifier trained {a.train_more} more steps in {time.time() - t0:.0f} s -> {a.classifier}")
 clf.eval()
-acc = presence_accuracy(clf, shapeworld("test", 2000, start=10_000))
+held_out = shapeworld("test", 2000, start=10_000)
+acc = presence_accuracy(clf, held_out)
 print(f"presence classifier on {acc['n']} real held-out test scenes: per-image {acc['per_image']:.2%}, per-pair {acc['per_pair']:.2%}")
+big = presence_accuracy(clf, held_out, min_pixels=48)
+print(f"... counting pairs with fewer than 48 visible pixels as undecided (fragments): per-image {big['per_image']:.2%}")
 
 pipe = load_pipeline(a.model)
 test = shapeworld("test", a.n)            # seeds 1,000,000+: never in the diffusion model's pool
 captions = [s.caption for s in test]
-t0 = time.time()
-if a.reuse:
-    images = np.load(out / "images.npy")[:a.n]
-    pred = clf.predict(images)
-    ok = np.array([all(pred[j, PAIRS.index(q)] for q in caption_objects(c)) for j, c in enumerate(captions)])
-else: images, ok = prompt_fidelity(pipe, captions, clf, guidance_scale=a.guidance)
-dt = time.time() - t0
 nobj = np.array([len(caption_objects(c)) for c in captions])
-print(f"fidelity (every named object present) on n={len(ok)} held-out captions: {ok.mean():.1%}  ({dt:.0f} s)")
-for k in sorted(set(nobj)): print(f"  {k} object(s): {ok[nobj == k].mean():.1%} of {(nobj == k).sum()}")
-real_ok = clf.predict(np.stack([s.image for s in test]))
-real_fid = np.mean([all(real_ok[j, PAIRS.index(q)] for q in caption_objects(c)) for j, c in enumerate(captions)])
+judge = lambda images: np.array([all(pred[PAIRS.index(q)] for q in caption_objects(c)) for pred, c in zip(clf.predict(images), captions)])
+by_guidance = {}
+import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
+for g in a.guidance:
+    t0 = time.time()
+    if a.reuse: images = np.load(out / f"images_g{g:g}.npy")[:a.n]; ok = judge(images)
+    else: images, ok = prompt_fidelity(pipe, captions, clf, guidance_scale=g)
+    dt = time.time() - t0
+    print(f"fidelity (every named object present) on n={len(ok)} held-out captions at guidance {g:g}: {ok.mean():.1%}  ({dt:.0f} s)")
+    for k in sorted(set(nobj)): print(f"  {k} object(s): {ok[nobj == k].mean():.1%} of {(nobj == k).sum()}")
+    by_guidance[g] = dict(fidelity=float(ok.mean()), by_objects={int(k): float(ok[nobj == k].mean()) for k in sorted(set(nobj))},
+                          verdicts=ok.tolist())
+    fig, axes = plt.subplots(5, 10, figsize=(20, 12))
+    for j, ax in enumerate(axes.flat):
+        ax.imshow(images[j]); ax.axis("off")
+        ax.set_title(f"{j} {'OK' if ok[j] else 'MISS'}\n" + textwrap.fill(captions[j], 28), fontsize=6, color="k" if ok[j] else "r")
+    fig.tight_layout(); fig.savefig(out / f"grid_g{g:g}.png", dpi=80); plt.close(fig)
+    np.save(out / f"images_g{g:g}.npy", images)
+real_fid = judge(np.stack([s.image for s in test])).mean()
 print(f"the same measure on the real scenes of these captions: {real_fid:.1%}")
 from datasetdm_nb.inversion import encode_images
 with torch.no_grad():
     lat = encode_images(pipe, [s.image for s in test])
     rec = pipe.vae.decode(lat / pipe.vae.config.scaling_factor).sample.clamp(-1, 1)
 rec = ((rec + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)
-rec_ok = clf.predict(rec)
-rec_fid = np.mean([all(rec_ok[j, PAIRS.index(q)] for q in caption_objects(c)) for j, c in enumerate(captions)])
+rec_fid = judge(rec).mean()
 print(f"... and on their VAE reconstructions (encoded and decoded): {rec_fid:.1%}")
 
-import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
-fig, axes = plt.subplots(5, 10, figsize=(20, 12))
-for j, ax in enumerate(axes.flat):
-    ax.imshow(images[j]); ax.axis("off")
-    ax.set_title(f"{j} {'OK' if ok[j] else 'MISS'}\n" + textwrap.fill(captions[j], 28), fontsize=6, color="k" if ok[j] else "r")
-fig.tight_layout(); fig.savefig(out / "grid.png", dpi=80)
-np.save(out / "images.npy", images)
-(out / "results.json").write_text(json.dumps(dict(model=a.model, classifier=acc, n=len(ok), fidelity=float(ok.mean()),
-    by_objects={int(k): float(ok[nobj == k].mean()) for k in sorted(set(nobj))}, real_fidelity=float(real_fid),
-    reconstruction_fidelity=float(rec_fid),
-    verdicts=ok.tolist(), captions=captions), indent=1))
+(out / "results.json").write_text(json.dumps(dict(model=a.model, classifier=acc, classifier_min48=big, n=a.n,
+    guidance={f"{g:g}": r for g, r in by_guidance.items()}, real_fidelity=float(real_fid),
+    reconstruction_fidelity=float(rec_fid), captions=captions), indent=1))

@@ -413,12 +413,12 @@ PAIRS = tuple((c, k) for k in CLASSES[1:] for c in COLORS)   # the 30 (colour, c
 
 PRESENCE_MIN_PIXELS = 24   # 0.6% of a 64 px image: a pair showing fewer (but some) pixels is undecided
 
-def presence_target(sample) -> np.ndarray:
-    "(30,) float32 per (colour, class) pair: 1 present (>= `PRESENCE_MIN_PIXELS` visible), 0 absent, -1 undecided."
+def presence_target(sample, min_pixels: int = PRESENCE_MIN_PIXELS) -> np.ndarray:
+    "(30,) float32 per (colour, class) pair: 1 present (>= `min_pixels` visible), 0 absent, -1 undecided."
     area = np.zeros(len(PAIRS))
     for inst in sample.instances:
         area[PAIRS.index((inst.attributes["color"], sample.classes[inst.category_id]))] += inst.mask.sum()
-    return np.where(area >= PRESENCE_MIN_PIXELS, 1, np.where(area > 0, -1, 0)).astype(np.float32)
+    return np.where(area >= min_pixels, 1, np.where(area > 0, -1, 0)).astype(np.float32)
 
 class PresenceClassifier(torch.nn.Module):
     "A small CNN: 64 px image -> 30 logits, one per (colour, class) pair; max-pooled so a small object counts."
@@ -465,10 +465,10 @@ def train_presence_classifier(n: int = 60_000, steps: int = 12_000, batch_size: 
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
     return model.eval()
 
-def presence_accuracy(model: PresenceClassifier, scenes) -> dict:
-    "Per-image accuracy (every decided pair right) and per-pair accuracy of `model` on labelled `scenes`."
+def presence_accuracy(model: PresenceClassifier, scenes, min_pixels: int = PRESENCE_MIN_PIXELS) -> dict:
+    "Per-image accuracy (every decided pair right) and per-pair accuracy of `model` on labelled `scenes`; pairs with fewer than `min_pixels` visible are undecided."
     pred = model.predict(np.stack([s.image for s in scenes]))
-    y = np.stack([presence_target(s) for s in scenes])
+    y = np.stack([presence_target(s, min_pixels) for s in scenes])
     right = (pred == (y > 0)) | (y < 0)
     return dict(per_image=float(right.all(1).mean()), per_pair=float(right[y >= 0].mean()), n=len(scenes))
 
