@@ -21,8 +21,8 @@ __all__ = ['SHAPEWORLD_WORDS', 'MAX_TOKENS', 'SCHEDULE', 'ARCHITECTURES', 'PAIRS
            'shapeworld_tokenizer', 'vae_config', 'unet_config', 'text_config', 'shipped_tokenizer', 'build_pipeline',
            'tiny_random_pipeline', 'count_parameters', 'shapeworld_model_path', 'load_pipeline', 'train_vae',
            'encode_latents', 'train_vae_decoder', 'train_model', 'export_pipeline', 'presence_target',
-           'PresenceClassifier', 'train_presence_classifier', 'presence_accuracy', 'prompt_fidelity', 'sd_unet_config',
-           'sd_unet']
+           'PresenceClassifier', 'train_presence_classifier', 'presence_accuracy', 'caption_verdicts',
+           'prompt_fidelity', 'sd_unet_config', 'sd_unet']
 
 # %% ../nbs/01_models.ipynb #3242171e
 SHAPEWORLD_WORDS = tuple(sorted(set(
@@ -472,6 +472,10 @@ def presence_accuracy(model: PresenceClassifier, scenes, min_pixels: int = PRESE
     right = (pred == (y > 0)) | (y < 0)
     return dict(per_image=float(right.all(1).mean()), per_pair=float(right[y >= 0].mean()), n=len(scenes))
 
+def caption_verdicts(pred: np.ndarray, captions) -> np.ndarray:
+    "Bool (n,): every (colour, class) pair caption j names is in presence predictions `pred[j]` (bool (n, 30))."
+    return np.array([all(pr[PAIRS.index(p)] for p in caption_objects(c)) for pr, c in zip(pred, captions)])
+
 def prompt_fidelity(pipe, captions, model: PresenceClassifier, steps: int = 25, guidance_scale: float = 4.0,
                     batch_size: int = 16, seed: int = 0, progress: bool = True):
     "Generate one image per caption; returns (images uint8 (n, 64, 64, 3), bool (n,) every named pair judged present)."
@@ -482,9 +486,7 @@ def prompt_fidelity(pipe, captions, model: PresenceClassifier, steps: int = 25, 
                    output_type="np", generator=torch.Generator().manual_seed(seed + i))
         images.append((out.images * 255).round().astype(np.uint8))
     images = np.concatenate(images)
-    pred = model.predict(images)
-    ok = np.array([all(pred[j, PAIRS.index(p)] for p in caption_objects(c)) for j, c in enumerate(captions)])
-    return images, ok
+    return images, caption_verdicts(model.predict(images), captions)
 
 # %% ../nbs/01_models.ipynb #9628f209
 _SD_COMMON = dict(in_channels=4, out_channels=4, layers_per_block=2, norm_num_groups=32, act_fn="silu",
