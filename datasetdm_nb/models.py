@@ -449,8 +449,11 @@ def train_presence_classifier(n: int = 60_000, steps: int = 12_000, batch_size: 
     "Train (or go on training) a `PresenceClassifier` on `n` labelled train-split scenes from index `start` (far past the few-shot budget)."
     from tqdm.auto import tqdm
     torch.manual_seed(seed); g = np.random.default_rng(seed)
-    scenes = shapeworld("train", n, start=start)
-    x, y = np.stack([s.image for s in scenes]), torch.from_numpy(np.stack([presence_target(s) for s in scenes]))
+    x, y = [], []
+    for i in range(start, start + n, 10_000):      # rendered in chunks, keeping only the images and the targets
+        scenes = shapeworld("train", min(10_000, start + n - i), start=i)
+        x.append(np.stack([s.image for s in scenes])); y.append(np.stack([presence_target(s) for s in scenes]))
+    x, y = np.concatenate(x), torch.from_numpy(np.concatenate(y))
     model = model or PresenceClassifier()
     opt = torch.optim.AdamW(model.parameters(), lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
