@@ -3,7 +3,7 @@
 Prints the classifier's accuracy on real held-out test scenes, then the share of generated images (one per held-out
 test caption, 25 DPM-Solver steps, at each --guidance scale) in which every (colour, class) pair the caption names is judged present,
 and saves a grid of the first 50 generated images with their captions and verdicts, and one with captions only for a
-person to judge before reading the classifier's verdicts (bench/human_verdicts.json holds such a check of the shipped weights). The same
+person to judge before reading the classifier's verdicts (bench/human_verdicts.json holds two people's check of the shipped weights). The same
 measure on the real scenes of these captions, and on their VAE reconstructions (encode, decode: what the best UNet
 could hand to this VAE decoder), tells what the judge and the VAE allow.
 
@@ -80,10 +80,12 @@ for g in a.guidance:
     dt = time.time() - t0
     print(f"fidelity (every named object present) on n={len(ok)} held-out captions at guidance {g:g}: {ok.mean():.1%}  ({dt:.0f} s)")
     for k in sorted(set(nobj)): print(f"  {k} object(s): {ok[nobj == k].mean():.1%} of {(nobj == k).sum()}")
-    if human_applies and f"{g:g}" in human["verdicts"]:
-        person = np.array(human["verdicts"][f"{g:g}"]); m = len(person)
-        print(f"  a person's verdicts on the first {m} (bench/human_verdicts.json): {person.mean():.0%} judged faithful, "
-              f"the classifier {ok[:m].mean():.0%}; they agree on {(person == ok[:m]).sum()} of {m}")
+    people = [np.array(v[f"{g:g}"]) for v in human["verdicts"] if f"{g:g}" in v] if human_applies else []
+    if people:
+        m = len(people[0]); both = lambda xs: " and ".join(xs)
+        print(f"  people's verdicts on the first {m} (bench/human_verdicts.json): {both(f'{v.mean():.0%}' for v in people)} judged "
+              f"faithful, the classifier {ok[:m].mean():.0%}; it agrees with them on {both(str((v == ok[:m]).sum()) for v in people)} of {m}"
+              + (f" (they agree with each other on {(people[0] == people[1]).sum()})" if len(people) == 2 else ""))
     by_guidance[g] = dict(fidelity=float(ok.mean()), by_objects={int(k): float(ok[nobj == k].mean()) for k in sorted(set(nobj))},
                           verdicts=ok.tolist())
     for name, verdicts in (("grid", ok), ("blind", None)):      # blind: captions only, for a person's check
