@@ -70,7 +70,7 @@ nobj = np.array([len(caption_objects(c)) for c in captions])
 judge = lambda images: caption_verdicts(clf.predict(images), captions)
 human = json.loads((Path(__file__).resolve().parent / "human_verdicts.json").read_text())
 trained = json.loads((shapeworld_model_path() / "training.json").read_text()) if a.model == "shapeworld" else {}
-human_applies = all(trained.get(k) == v for k, v in human["model"].items())   # the person judged these very images
+human_applies = all(trained.get(k) == v for k, v in human["model"].items())   # the people judged these very images
 by_guidance = {}
 import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
 for g in a.guidance:
@@ -82,18 +82,19 @@ for g in a.guidance:
     for k in sorted(set(nobj)): print(f"  {k} object(s): {ok[nobj == k].mean():.1%} of {(nobj == k).sum()}")
     people = [np.array(v[f"{g:g}"]) for v in human["verdicts"] if f"{g:g}" in v] if human_applies else []
     if people:
-        m = len(people[0]); both = lambda xs: " and ".join(xs)
-        print(f"  people's verdicts on the first {m} (bench/human_verdicts.json): {both(f'{v.mean():.0%}' for v in people)} judged "
-              f"faithful, the classifier {ok[:m].mean():.0%}; it agrees with them on {both(str((v == ok[:m]).sum()) for v in people)} of {m}"
-              + (f" (they agree with each other on {(people[0] == people[1]).sum()})" if len(people) == 2 else ""))
+        m = len(people[0])
+        print(f"  people's verdicts on the first {m} (bench/human_verdicts.json): "
+              f"{' and '.join(f'{v.mean():.0%}' for v in people)} judged faithful, the classifier {ok[:m].mean():.0%}; "
+              f"it agrees with them on {' and '.join(str((v == ok[:m]).sum()) for v in people)} of {m}, "
+              f"they agree with each other on {(people[0] == people[-1]).sum()}")
     by_guidance[g] = dict(fidelity=float(ok.mean()), by_objects={int(k): float(ok[nobj == k].mean()) for k in sorted(set(nobj))},
                           verdicts=ok.tolist())
-    for name, verdicts in (("grid", ok), ("blind", None)):      # blind: captions only, for a person's check
+    for name, show in (("grid", True), ("blind", False)):      # blind: captions only, for a person's check
         fig, axes = plt.subplots(5, 10, figsize=(20, 12))
         for j, ax in enumerate(axes.flat):
             ax.imshow(images[j], interpolation="nearest"); ax.axis("off")
-            head = f"{j}" if verdicts is None else f"{j} {'OK' if ok[j] else 'MISS'}"
-            ax.set_title(head + "\n" + textwrap.fill(captions[j], 28), fontsize=6, color="r" if verdicts is not None and not ok[j] else "k")
+            head = f"{j} {'OK' if ok[j] else 'MISS'}" if show else f"{j}"
+            ax.set_title(head + "\n" + textwrap.fill(captions[j], 28), fontsize=6, color="r" if show and not ok[j] else "k")
         fig.tight_layout(); fig.savefig(out / f"{name}_g{g:g}.png", dpi=80); plt.close(fig)
     np.save(out / f"images_g{g:g}.npy", images)
 real_fid = judge(np.stack([s.image for s in test])).mean()
