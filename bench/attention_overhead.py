@@ -83,7 +83,7 @@ def child(model: str, batch: int, mode: str, steps: int, threads: int, tokenizer
     import torch
     torch.set_num_threads(threads)
     from datasetdm_nb.attention import capture
-    from datasetdm_nb.decoder import default_vae_features
+    from datasetdm_nb.attention import default_vae_features
     pipe, size = build(model, tokenizer_dir)
     kw = dict(height=size, width=size, guidance_scale=7.5, output_type="np")
     prompts = [PROMPT] * batch

@@ -21,8 +21,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 # %% auto #0
-__all__ = ['FeatureBundle', 'model_fingerprint', 'CaptureProcessor', 'capture', 'caption_words', 'token_map', 'heat_map',
-           'word_heat_maps', 'overlay', 'heat_map_figure', 'attention_sheet', 'attention_labels']
+__all__ = ['FeatureBundle', 'model_fingerprint', 'CaptureProcessor', 'capture', 'unet_feature_channels', 'vae_feature_channels',
+           'default_vae_features', 'caption_words', 'token_map', 'heat_map', 'word_heat_maps', 'overlay',
+           'heat_map_figure', 'attention_sheet', 'attention_labels']
 
 # %% ../nbs/02_attention.ipynb #e4ee3e98
 def _index(t: torch.Tensor, idx):
@@ -422,6 +423,26 @@ class capture:
             joint = torch.cat([scores, _scores(attn, q, k.float(), None)], -1).softmax(-1)  # caption + class tokens
             pc = joint[..., scores.shape[-1]:] @ onehot  # (B, heads, N, K): a class's share among them
             self._add("class_maps", hw, pc.mean(1))  # always averaged over heads: the decoder's input
+
+# %% ../nbs/02_attention.ipynb #a7fa0dcd
+def unet_feature_channels(unet) -> dict:
+    "{latent-grid height: channels} of the UNet's up-block outputs, read from its config."
+    c = unet.config
+    chans = list(reversed(c.block_out_channels))
+    return {c.sample_size >> (len(chans) - 1 - i): ch for i, ch in enumerate(chans)}
+
+def vae_feature_channels(vae, latent_height: int) -> dict:
+    """{pixel-grid height: channels} of the VAE decoder's up-block outputs (before upsampling) finer than the latent
+    grid, read from its config: its block `i` works at `latent_height * 2**i`; on the image's own grid (the last
+    block) the decoded image's channels join them."""
+    chans = list(reversed(vae.config.block_out_channels))
+    return {latent_height << i: ch + (vae.config.out_channels if i == len(chans) - 1 else 0)
+            for i, ch in enumerate(chans) if i > 0}
+
+def default_vae_features(pipe, octaves: int = 2) -> tuple:
+    "The VAE-decoder feature heights a new decoder reads by default: 2x and 4x the latent grid (at most the image)."
+    lat = pipe.unet.config.sample_size
+    return tuple(h for h in vae_feature_channels(pipe.vae, lat) if h <= lat << octaves)
 
 # %% ../nbs/02_attention.ipynb #26544aae
 import re

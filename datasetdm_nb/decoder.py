@@ -18,7 +18,8 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from tqdm.auto import tqdm
 
-from .attention import FeatureBundle, capture, model_fingerprint
+from .attention import (FeatureBundle, capture, default_vae_features, model_fingerprint,
+                                    unet_feature_channels, vae_feature_channels)
 from .shapeworld import CLASSES, KEYPOINT_NAMES, SKELETON, Instance, Sample, class_prompt
 
 TASKS = ("semantic", "instance", "depth", "keypoints")
@@ -26,10 +27,9 @@ TASKS = ("semantic", "instance", "depth", "keypoints")
 # %% auto #0
 __all__ = ['TASKS', 'DEFAULT_EPOCHS', 'ResBlock', 'FusionTrunk', 'ClassQueries', 'SemanticHead', 'InstanceHead', 'DepthHead',
            'person_boxes', 'crop_boxes', 'KeypointHead', 'class_text_embeddings', 'standardize_text',
-           'caption_class_maps', 'PerceptionDecoder', 'unet_feature_channels', 'vae_feature_channels',
-           'default_vae_features', 'keypoint_heatmaps', 'decode_heatmaps', 'silog_loss', 'dice_loss', 'semantic_loss',
-           'hungarian_match', 'instance_loss', 'Targets', 'flip_permutation', 'task_losses', 'fit', 'predict',
-           'to_sample', 'label_bundle', 'semantic_miou', 'depth_absrel', 'instance_ap', 'keypoint_pck',
+           'caption_class_maps', 'PerceptionDecoder', 'keypoint_heatmaps', 'decode_heatmaps', 'silog_loss', 'dice_loss',
+           'semantic_loss', 'hungarian_match', 'instance_loss', 'Targets', 'flip_permutation', 'task_losses', 'fit',
+           'predict', 'to_sample', 'label_bundle', 'semantic_miou', 'depth_absrel', 'instance_ap', 'keypoint_pck',
            'default_decoder_path', 'load_decoder', 'random_decoder', 'check_pipeline', 'decoder_features',
            'evaluate_decoder', 'labelled_samples', 'shapeworld_split', 'train_decoder', 'evaluate', 'label_images']
 
@@ -346,26 +346,6 @@ class PerceptionDecoder(ModelMixin, ConfigMixin):
             raise ValueError(f"this decoder read the features of VAE weights {p['vae_hash']}, not of {bundle.meta.get('vae_hash')}")
         if list(bundle.meta.get("layers", [])) != list(p["layers"]):
             raise ValueError("the bundle was captured from other attention layers than the decoder was trained on")
-
-# %% ../nbs/04_decoder.ipynb #66bdd6b4
-def unet_feature_channels(unet) -> dict:
-    "{latent-grid height: channels} of the UNet's up-block outputs, read from its config."
-    c = unet.config
-    chans = list(reversed(c.block_out_channels))
-    return {c.sample_size >> (len(chans) - 1 - i): ch for i, ch in enumerate(chans)}
-
-def vae_feature_channels(vae, latent_height: int) -> dict:
-    """{pixel-grid height: channels} of the VAE decoder's up-block outputs (before upsampling) finer than the latent
-    grid, read from its config: its block `i` works at `latent_height * 2**i`; on the image's own grid (the last
-    block) the decoded image's channels join them."""
-    chans = list(reversed(vae.config.block_out_channels))
-    return {latent_height << i: ch + (vae.config.out_channels if i == len(chans) - 1 else 0)
-            for i, ch in enumerate(chans) if i > 0}
-
-def default_vae_features(pipe, octaves: int = 2) -> tuple:
-    "The VAE-decoder feature heights a new decoder reads by default: 2x and 4x the latent grid (at most the image)."
-    lat = pipe.unet.config.sample_size
-    return tuple(h for h in vae_feature_channels(pipe.vae, lat) if h <= lat << octaves)
 
 # %% ../nbs/04_decoder.ipynb #8dad5a96
 def keypoint_heatmaps(keypoints: np.ndarray, box, heatmap_size, sigma: float = 2.0):
