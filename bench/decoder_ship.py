@@ -10,7 +10,8 @@ import argparse, json, shutil
 
 import torch
 
-from datasetdm_nb.decoder import default_decoder_path, train_decoder
+from datasetdm_nb.decoder import default_decoder_path
+from datasetdm_nb.decoder_training import train_decoder
 from datasetdm_nb.models import load_pipeline
 
 p = argparse.ArgumentParser()

@@ -32,7 +32,7 @@ p.add_argument("--tag", default="")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 
-from datasetdm_nb.decoder import evaluate_decoder, train_decoder
+from datasetdm_nb.decoder_training import evaluate_decoder, train_decoder
 from datasetdm_nb.models import build_pipeline, load_pipeline
 from datasetdm_nb.shapeworld import shapeworld
 

@@ -130,7 +130,7 @@ def _train_decoder(p):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     def run(a):
-        from datasetdm_nb.decoder import train_decoder
+        from datasetdm_nb.decoder_training import train_decoder
         vae = None if a.vae_features is None else [h for h in a.vae_features if h != "none"]
         _, log = train_decoder(a.task, a.data, a.n, a.epochs, a.out, model=a.model, batch_size=a.batch_size,
                                val_n=a.val_n, cache_dir=a.cache, finetune=a.finetune, augment=not a.no_augment,
@@ -148,7 +148,7 @@ def _evaluate(p):
     p.add_argument("--model", default="shapeworld")
     p.add_argument("--batch-size", type=_positive(), default=16)
     def run(a):
-        from datasetdm_nb.decoder import evaluate
+        from datasetdm_nb.decoder_training import evaluate
         print(_metrics(evaluate(a.decoder, a.data, a.n, a.model, batch_size=a.batch_size)))
     return run
 
@@ -160,7 +160,7 @@ def _label(p):
     p.add_argument("--prompt", help="caption for every image (default: a prompt naming the decoder's classes)")
     p.add_argument("--batch-size", type=_positive(), default=16)
     def run(a):
-        from datasetdm_nb.decoder import label_images
+        from datasetdm_nb.decoder_training import label_images
         prompts = [a.prompt] * len(a.images) if a.prompt else None
         label_images(a.images, a.out, a.decoder, a.model, prompts=prompts, batch_size=a.batch_size)
         print(f"labelled {len(a.images)} images into {a.out}")

@@ -18,12 +18,14 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from .shapeworld import CLASSES, KEYPOINT_NAMES, PALETTE, SKELETON, Instance, Sample, shapeworld
+from .sample import Instance, Sample
+from .shapeworld import CLASSES, KEYPOINT_NAMES, PALETTE, SKELETON, shapeworld
 
 # %% auto #0
-__all__ = ['VOC_CLASSES', 'CITYSCAPES_CLASSES', 'CITYSCAPES_TRAIN_IDS', 'LAYOUTS', 'depth_to_uint16', 'instance_to_coco',
-           'decode_segmentation', 'instance_from_coco', 'library_versions', 'DatasetWriter', 'write_dataset',
-           'LazySamples', 'detect_layout', 'load_dataset', 'write_voc', 'write_coco', 'export_shapeworld']
+__all__ = ['VOC_CLASSES', 'CITYSCAPES_CLASSES', 'CITYSCAPES_TRAIN_IDS', 'LAYOUTS', 'write_json', 'write_jsonl', 'read_json',
+           'read_jsonl', 'depth_to_uint16', 'instance_to_coco', 'decode_segmentation', 'instance_from_coco',
+           'library_versions', 'DatasetWriter', 'write_dataset', 'LazySamples', 'detect_layout', 'load_dataset',
+           'write_voc', 'write_coco', 'export_shapeworld']
 
 # %% ../nbs/00a_dataset_io.ipynb #8f069237
 def _atomic(path: Path, write) -> None:
@@ -44,15 +46,21 @@ def _jsonable(x):
     if isinstance(x, np.generic): return x.item()
     return x
 
-def _write_json(path, obj, indent=None):
+def write_json(path, obj, indent=None):
+    "Write `obj` as JSON to `path` atomically (a reader sees the old file or the new one, never half of one)."
     _atomic(path, lambda t: t.write_text(json.dumps(_jsonable(obj), indent=indent)))
 
-def _write_jsonl(path, rows):
+def write_jsonl(path, rows):
+    "Write `rows` as JSON lines to `path` atomically."
     _atomic(path, lambda t: t.write_text("".join(json.dumps(_jsonable(r)) + "\n" for r in rows)))
 
-def _read_json(path): return json.loads(Path(path).read_text())
+def read_json(path):
+    "The JSON object in `path`."
+    return json.loads(Path(path).read_text())
 
-def _read_jsonl(path): return [json.loads(l) for l in Path(path).read_text().splitlines() if l.strip()]
+def read_jsonl(path):
+    "The JSON objects of the lines of `path`."
+    return [json.loads(l) for l in Path(path).read_text().splitlines() if l.strip()]
 
 def _save_image(path, im: Image.Image, **kw): _atomic(path, lambda t: im.save(t, format=Path(path).suffix[1:].replace("jpg", "jpeg"), **kw))
 
@@ -128,11 +136,11 @@ _NUMBERED = re.compile(r"^(\d+)\.(png|json)$")
 
 class DatasetWriter:
     "Write `Sample`s into the project's dataset layout at `out`, one at a time, atomically and resumably."
-    def __init__(self, out, *, classes=None, keypoint_names=(), skeleton=(), depth_scale: float = 0.001,
+    def __init__(self, out, *, classes=None, keypoint_names=(), skeleton=(), part_names=(), depth_scale: float = 0.001,
                  made_with: dict | None = None):
         self.out = Path(out)
-        self.dirs = {k: self.out / k for k in ("images", "semantic", "depth", "labels")}
-        old = _read_json(self.out / "dataset.json") if (self.out / "dataset.json").exists() else None
+        self.dirs = {k: self.out / k for k in ("images", "semantic", "depth", "parts", "labels")}
+        old = read_json(self.out / "dataset.json") if (self.out / "dataset.json").exists() else None
         if old is None and classes is None: raise ValueError(f"{self.out} holds no dataset to resume: give `classes`")
         if old is not None:   # resume: the settings must match what is already there
             mine = dict(classes=list(classes) if classes is not None else old["classes"], depth_scale=depth_scale,
@@ -141,11 +149,13 @@ class DatasetWriter:
                 if old[k] != v: raise ValueError(f"{self.out} holds a dataset with {k}={old[k]!r}, not {v!r}")
             classes, depth_scale, made_with = old["classes"], old["depth_scale"], old["made_with"]
             keypoint_names, skeleton = keypoint_names or old["keypoint_names"], skeleton or old["skeleton"]
+            part_names = part_names or old.get("part_names", ())
         if not 0 < depth_scale: raise ValueError(f"depth_scale must be positive, got {depth_scale}")
         for d in self.dirs.values():
             d.mkdir(parents=True, exist_ok=True)
             for t in d.glob(".*.tmp*"): t.unlink()          # left by a killed writer
         self.classes, self.keypoint_names, self.skeleton = tuple(classes), tuple(keypoint_names), [list(b) for b in skeleton]
+        self.part_names = tuple(part_names)
         self.depth_scale, self.made_with = float(depth_scale), _jsonable(made_with or {})
         self.done = {int(m[1]) for p in self.dirs["labels"].iterdir() if (m := _NUMBERED.match(p.name))}
         self.created, self.libraries = old["progress"]["created"] if old else _now(), library_versions()
@@ -162,7 +172,7 @@ class DatasetWriter:
         n = len(self.classes)
         return dict(format="datasetdm", format_version=1, classes=list(self.classes), ignore_index=255,
                     palette=PALETTE[:n].tolist(), ignore_color=PALETTE[255].tolist(),
-                    keypoint_names=list(self.keypoint_names), skeleton=self.skeleton,
+                    keypoint_names=list(self.keypoint_names), skeleton=self.skeleton, part_names=list(self.part_names),
                     depth_scale=self.depth_scale, depth_encoding="uint16 PNG, metres = value * depth_scale, 0 = unknown",
                     made_with=self.made_with, libraries=self.libraries,
                     progress=dict(status=status, written=len(self.done), next_index=self.next_index,
@@ -170,7 +180,7 @@ class DatasetWriter:
                     counts=counts or {})
 
     def _write_manifest(self, status, counts=None):
-        _write_json(self.out / "dataset.json", self._manifest(status, counts), indent=1)
+        write_json(self.out / "dataset.json", self._manifest(status, counts), indent=1)
 
     def add(self, sample: Sample, index: int | None = None) -> int:
         "Write `sample` as number `index` (default: the next one); returns the index."
@@ -180,7 +190,11 @@ class DatasetWriter:
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
             raise ValueError(f"sample {i}: image must be uint8 (H, W, 3), got {img.dtype} {img.shape}")
         hw = img.shape[:2]
-        for name, a in (("semantic", sample.semantic), ("depth", sample.depth),
+        if sample.parts is not None:   # the part names default to the first sample's
+            if not self.part_names: self.part_names = tuple(sample.part_names)
+            elif tuple(sample.part_names) != self.part_names:
+                raise ValueError(f"sample {i}: part names {sample.part_names} differ from the dataset's {self.part_names}")
+        for name, a in (("semantic", sample.semantic), ("depth", sample.depth), ("parts", sample.parts),
                         *(("instance mask", inst.mask) for inst in sample.instances or [])):
             if a is not None and np.shape(a) != hw: raise ValueError(f"sample {i}: {name} is {np.shape(a)}, image is {hw}")
         if {"file_name", "caption"} & set(sample.meta): raise ValueError(f"sample {i}: meta may not use the keys file_name, caption")
@@ -188,14 +202,14 @@ class DatasetWriter:
         (self.dirs["labels"] / f"{stem}.json").unlink(missing_ok=True)   # replacing a sample: it is not done meanwhile
         self.done.discard(i)
         _save_image(self.dirs["images"] / f"{stem}.png", Image.fromarray(img))
-        for name, a, encode in (("semantic", sample.semantic, _palette_png),
+        for name, a, encode in (("semantic", sample.semantic, _palette_png), ("parts", sample.parts, _palette_png),
                                 ("depth", sample.depth, lambda d: Image.fromarray(depth_to_uint16(d, self.depth_scale)))):
             path = self.dirs[name] / f"{stem}.png"
             if a is None: path.unlink(missing_ok=True)
             else: _save_image(path, encode(a))
-        labels = [k for k, a in (("semantic", sample.semantic), ("depth", sample.depth), ("instances", sample.instances))
-                  if a is not None]
-        _write_json(self.dirs["labels"] / f"{stem}.json",
+        labels = [k for k, a in (("semantic", sample.semantic), ("depth", sample.depth), ("instances", sample.instances),
+                                 ("parts", sample.parts)) if a is not None]
+        write_json(self.dirs["labels"] / f"{stem}.json",
                     dict(file_name=f"{stem}.png", height=hw[0], width=hw[1], caption=sample.caption, meta=sample.meta,
                          labels=labels, annotations=[instance_to_coco(x) for x in sample.instances or []]))
         self.done.add(i)
@@ -209,7 +223,7 @@ class DatasetWriter:
                 if (m := _NUMBERED.match(p.name)) and int(m[1]) not in self.done: p.unlink()
         images, annotations, rows = [], [], []
         for i in sorted(self.done):
-            side = _read_json(self.dirs["labels"] / f"{i:06d}.json")
+            side = read_json(self.dirs["labels"] / f"{i:06d}.json")
             rows.append(dict(file_name=side["file_name"], caption=side["caption"], **side["meta"]))
             images.append(dict(id=i, file_name=side["file_name"], height=side["height"], width=side["width"],
                                labels=side["labels"]))
@@ -218,16 +232,16 @@ class DatasetWriter:
         categories = [dict(id=c, name=n, supercategory="object",
                            **(dict(keypoints=list(self.keypoint_names), skeleton=self.skeleton) if c in with_kp else {}))
                       for c, n in enumerate(self.classes) if c > 0]
-        _write_json(self.out / "annotations.json",
+        write_json(self.out / "annotations.json",
                     dict(info=dict(description=f"datasetdm dataset {self.out.name}", date_created=_now()),
                          images=images, annotations=annotations, categories=categories))
-        _write_jsonl(self.dirs["images"] / "metadata.jsonl", rows)
+        write_jsonl(self.dirs["images"] / "metadata.jsonl", rows)
         per_class = Counter(self.classes[a["category_id"]] for a in annotations)
         counts = dict(images=len(images), captioned=sum(r["caption"] is not None for r in rows),
                       instances=len(annotations), keypointed_instances=sum("keypoints" in a for a in annotations),
                       instances_per_class={n: per_class[n] for n in self.classes[1:]})
         self._write_manifest("complete", counts)
-        return _read_json(self.out / "dataset.json")
+        return read_json(self.out / "dataset.json")
 
 def write_dataset(samples: Iterable[Sample], out, *, classes=None, keypoint_names=None, skeleton=(),
                   depth_scale: float = 0.001, made_with: dict | None = None) -> Path:
@@ -236,6 +250,7 @@ def write_dataset(samples: Iterable[Sample], out, *, classes=None, keypoint_name
     first = next(it, None)
     if first is None: raise ValueError("no samples to write")
     with DatasetWriter(out, classes=classes or first.classes, depth_scale=depth_scale, skeleton=skeleton,
+                       part_names=first.part_names if first.parts is not None else (),
                        keypoint_names=keypoint_names if keypoint_names is not None else first.keypoint_names,
                        made_with=made_with) as w:
         w.add(first, index=0)
@@ -265,15 +280,16 @@ class LazySamples(Sequence):
 # %% ../nbs/00a_dataset_io.ipynb #69bd8954
 def _load_datasetdm(root: Path, split=None) -> LazySamples:
     if split is not None: raise ValueError("a datasetdm folder holds one split; point at its folder instead of giving a split")
-    manifest = _read_json(root / "dataset.json")
+    manifest = read_json(root / "dataset.json")
     if not (root / "annotations.json").exists():
         raise ValueError(f"{root} is an unfinished dataset ({manifest['progress']['written']} samples written); "
                          f"finish it with DatasetWriter('{root}').finalize()")
-    coco = _read_json(root / "annotations.json")
-    rows = {r["file_name"]: r for r in _read_jsonl(root / "images" / "metadata.jsonl")}
+    coco = read_json(root / "annotations.json")
+    rows = {r["file_name"]: r for r in read_jsonl(root / "images" / "metadata.jsonl")}
     anns = defaultdict(list)
     for a in coco["annotations"]: anns[a["image_id"]].append(a)
     classes, kp_names, scale = tuple(manifest["classes"]), tuple(manifest["keypoint_names"]), manifest["depth_scale"]
+    part_names = tuple(manifest.get("part_names", ()))
     def read(entry):
         stem, labels, h, w = Path(entry["file_name"]).stem, entry["labels"], entry["height"], entry["width"]
         meta = dict(rows[entry["file_name"]]); meta.pop("file_name"); caption = meta.pop("caption")
@@ -281,7 +297,8 @@ def _load_datasetdm(root: Path, split=None) -> LazySamples:
                       _read_ids(root / "semantic" / f"{stem}.png") if "semantic" in labels else None,
                       (_read_uint16(root / "depth" / f"{stem}.png") * scale).astype(np.float32) if "depth" in labels else None,
                       [instance_from_coco(a, h, w) for a in anns[entry["id"]]] if "instances" in labels else None,
-                      classes, kp_names, meta)
+                      classes, kp_names, meta,
+                      _read_ids(root / "parts" / f"{stem}.png") if "parts" in labels else None, part_names)
     return LazySamples(coco["images"], read, "datasetdm")
 
 # %% ../nbs/00a_dataset_io.ipynb #d562c137
@@ -334,12 +351,12 @@ def _load_coco(root: Path, split=None) -> LazySamples:
         for kind in ("instances", "person_keypoints"):
             p = root / "annotations" / f"{kind}_{s}.json"
             if not p.exists(): continue
-            d = _read_json(p)
+            d = read_json(p)
             images.update({im["id"]: im for im in d["images"]})
             for c in d["categories"]: cats.setdefault(c["id"], {}).update(c)
             for a in d["annotations"]: anns.setdefault(a["id"], {}).update(a)
         if (p := root / "annotations" / f"captions_{s}.json").exists():
-            for a in sorted(_read_json(p)["annotations"], key=lambda a: a["id"]): captions[a["image_id"]].append(a["caption"])
+            for a in sorted(read_json(p)["annotations"], key=lambda a: a["id"]): captions[a["image_id"]].append(a["caption"])
         folder = next((f for f in (root / s, root / "images" / s, root / "images") if f.is_dir()), None)
         if folder is None: raise FileNotFoundError(f"no image folder for COCO split {s!r}: expected {root / s}")
         per_image = defaultdict(list)
@@ -463,12 +480,12 @@ def write_coco(samples: Iterable[Sample], out, *, classes=None, keypoint_names=N
     kp_cats = [dict(c, keypoints=list(keypoint_names), skeleton=[list(b) for b in skeleton]) for c in cats if c["id"] in with_kp]
     info = dict(description=f"written by datasetdm_nb.dataset_io.write_coco", date_created=_now())
     plain = [{k: v for k, v in a.items() if k not in ("keypoints", "num_keypoints")} for a in anns]
-    _write_json(out / "annotations" / f"instances_{name}.json", dict(info=info, images=images, annotations=plain, categories=cats))
+    write_json(out / "annotations" / f"instances_{name}.json", dict(info=info, images=images, annotations=plain, categories=cats))
     if kp_cats:
-        _write_json(out / "annotations" / f"person_keypoints_{name}.json",
+        write_json(out / "annotations" / f"person_keypoints_{name}.json",
                     dict(info=info, images=images, annotations=[a for a in anns if "keypoints" in a], categories=kp_cats))
     if captions:
-        _write_json(out / "annotations" / f"captions_{name}.json", dict(info=info, images=images, annotations=captions))
+        write_json(out / "annotations" / f"captions_{name}.json", dict(info=info, images=images, annotations=captions))
     return out
 
 # %% ../nbs/00a_dataset_io.ipynb #1085971b

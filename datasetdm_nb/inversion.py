@@ -121,7 +121,7 @@ def _folder_items(folder: Path, classes):
     "The samples of a dataset folder, or (image, generic prompt) pairs for a folder of image files."
     from PIL import Image
     from datasetdm_nb.dataset_io import load_dataset
-    from datasetdm_nb.shapeworld import class_prompt
+    from datasetdm_nb.sample import class_prompt
     if not folder.is_dir(): raise FileNotFoundError(f"no folder at {folder}")
     try: return load_dataset(folder)
     except ValueError: pass

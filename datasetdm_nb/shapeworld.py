@@ -13,54 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .sample import Instance, Sample
+
 # %% auto #0
-__all__ = ['CLASSES', 'SHAPES', 'PERSON', 'COLORS', 'SIZES', 'KEYPOINT_NAMES', 'SKELETON', 'CAMERA_HEIGHT', 'MAX_DEPTH',
-           'MIN_VISIBLE', 'MIN_PIXELS', 'PALETTE', 'SPLITS', 'SPLIT_SIZE', 'Instance', 'Sample', 'class_prompt',
-           'voc_palette', 'SceneObject', 'render_scene', 'caption', 'show_sample', 'overlay', 'sample_sheet',
-           'caption_objects', 'split_seed', 'shapeworld']
-
-# %% ../nbs/00_shapeworld.ipynb #34f931b1
-@dataclass
-class Instance:
-    "One object: its visible pixels, class, and (for people) keypoints."
-    category_id: int
-    mask: np.ndarray                      # bool (H, W): the visible pixels
-    keypoints: np.ndarray | None = None   # float32 (K, 3): x, y, v in COCO's convention
-    attributes: dict = field(default_factory=dict)
-
-@dataclass
-class Sample:
-    "An image and the labels known for it; a missing label is `None`."
-    image: np.ndarray                     # uint8 (H, W, 3)
-    caption: str | None = None
-    semantic: np.ndarray | None = None    # uint8 (H, W): class ids, 255 = ignore
-    depth: np.ndarray | None = None       # float32 (H, W): metres, 0 = unknown
-    instances: list[Instance] | None = None
-    classes: tuple[str, ...] = ()         # class names by id; 0 is the background
-    keypoint_names: tuple[str, ...] = ()  # names of the keypoints of `instances`
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def size(self): return self.image.shape[:2]
-
-    def present_classes(self) -> list[str]:
-        "Names of the classes present in the labels, background and ignored pixels excluded."
-        if self.semantic is not None: ids = np.unique(self.semantic)
-        elif self.instances: ids = np.unique([i.category_id for i in self.instances])
-        else: return []
-        return [self.classes[i] for i in ids if i < len(self.classes) and self.classes[i] != "background"]
-
-    def prompt(self) -> str:
-        "The caption, or (for an uncaptioned image, as the paper does) a prompt naming its classes."
-        if self.caption: return self.caption
-        return class_prompt(self.present_classes())
-
-def class_prompt(names) -> str:
-    "A prompt naming `names`: 'a photo of a cat, a dog and a person'."
-    names = [n.replace("_", " ") for n in names]
-    if not names: return "a photo"
-    items = [f"{'an' if n[0] in 'aeiou' else 'a'} {n}" for n in names]
-    return "a photo of " + (items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1])
+__all__ = ['CLASSES', 'SHAPES', 'PERSON', 'COLORS', 'SIZES', 'KEYPOINT_NAMES', 'PART_NAMES', 'SKELETON', 'CAMERA_HEIGHT',
+           'MAX_DEPTH', 'MIN_VISIBLE', 'MIN_PIXELS', 'PALETTE', 'SPLITS', 'SPLIT_SIZE', 'voc_palette', 'SceneObject',
+           'render_scene', 'caption', 'show_sample', 'overlay', 'sample_sheet', 'caption_objects', 'split_seed',
+           'shapeworld']
 
 # %% ../nbs/00_shapeworld.ipynb #4f71d1f7
 CLASSES = ("background", "circle", "square", "triangle", "star", "person")
@@ -71,6 +30,7 @@ COLORS = {"red": (210, 40, 40), "orange": (240, 140, 30), "yellow": (235, 215, 4
 SIZES = {"small": 0.75, "medium": 1.0, "big": 1.3}  # relative real-world heights
 KEYPOINT_NAMES = ("head", "neck", "left_elbow", "right_elbow", "left_hand", "right_hand",
                   "left_hip", "right_hip", "left_knee", "right_knee", "left_foot", "right_foot")
+PART_NAMES = ("background", "head", "torso", "arm", "leg")   # a person's body parts, for human parsing
 SKELETON = ((1, 2), (2, 3), (2, 4), (3, 5), (4, 6), (2, 7), (2, 8), (7, 9), (8, 10), (9, 11), (10, 12))  # 1-based, as COCO
 CAMERA_HEIGHT = 1.5   # metres above the ground
 MAX_DEPTH = 20.0      # metres: the sky's depth, and the farthest the ground is recorded
@@ -154,8 +114,23 @@ def _shape_mask(cls, cx, base, h, rot, hw):
         return _polygon_mask(_star(cx, base - h / 2, h / 2, rot), H, W)
     raise ValueError(f"unknown shape {cls!r}")
 
+_BONES = {"torso": [("neck", "left_hip"), ("neck", "right_hip"), ("left_hip", "right_hip")],
+          "arm": [("neck", "left_elbow"), ("left_elbow", "left_hand"), ("neck", "right_elbow"), ("right_elbow", "right_hand")],
+          "leg": [("left_hip", "left_knee"), ("left_knee", "left_foot"), ("right_hip", "right_knee"), ("right_knee", "right_foot")]}
+
+def _segments_distance(segs, h, w) -> np.ndarray:
+    "Squared distance (h, w) from each pixel centre to the nearest segment of `segs` ((N, 4) x0, y0, x1, y1)."
+    px = np.arange(w) + 0.5; py = (np.arange(h) + 0.5)[:, None]
+    d2 = np.full((h, w), np.inf)
+    for ax, ay, bx, by in segs:
+        dx, dy = bx - ax, by - ay
+        t = np.clip(((px - ax) * dx + (py - ay) * dy) / max(dx * dx + dy * dy, 1e-9), 0, 1)
+        d2 = np.minimum(d2, (px - ax - t * dx)**2 + (py - ay - t * dy)**2)
+    return d2
+
 def _person(cx, base, h, rng, hw):
-    "A stick figure: (head mask, body mask, keypoints (12, 2))."
+    """A stick figure: (head mask, body mask, keypoints (12, 2), part ids (H, W)): a body pixel's part is its
+    nearest bone's (`_BONES`), a head pixel that the body does not cover is the head."""
     H, W = hw
     head_r = max(1.5, 0.1 * h)
     head = np.array([cx, base - h + head_r]); neck = head + (0, head_r + 0.08 * h)
@@ -173,13 +148,14 @@ def _person(cx, base, h, rng, hw):
         kp[f"{side}_foot"] = (foot[0], min(foot[1], base - 0.5))
     kp = np.array([kp[n] for n in KEYPOINT_NAMES], np.float32)
     i = {n: j for j, n in enumerate(KEYPOINT_NAMES)}
-    bones = np.array([np.r_[kp[i[a]], kp[i[b]]] for a, b in
-                      [("neck", "left_elbow"), ("left_elbow", "left_hand"), ("neck", "right_elbow"),
-                       ("right_elbow", "right_hand"), ("neck", "left_hip"), ("neck", "right_hip"),
-                       ("left_hip", "right_hip"), ("left_hip", "left_knee"), ("left_knee", "left_foot"),
-                       ("right_hip", "right_knee"), ("right_knee", "right_foot")]])
-    body = _segments_mask(bones, max(0.8, 0.05 * h), H, W)
-    return _disk_mask(head[0], head[1], head_r, H, W), body, kp
+    bones = {part: np.array([np.r_[kp[i[a]], kp[i[b]]] for a, b in pairs]) for part, pairs in _BONES.items()}
+    body = _segments_mask(np.concatenate(list(bones.values())), max(0.8, 0.05 * h), H, W)
+    head_mask = _disk_mask(head[0], head[1], head_r, H, W)
+    nearest = np.argmin([_segments_distance(b, H, W) for b in bones.values()], 0)
+    parts = np.zeros((H, W), np.uint8)
+    parts[body] = np.array([PART_NAMES.index(p) for p in bones], np.uint8)[nearest[body]]
+    parts[head_mask & ~body] = PART_NAMES.index("head")
+    return head_mask, body, kp, parts
 
 # %% ../nbs/00_shapeworld.ipynb #369bcf1c
 def _smooth_noise(rng, h, w, cells, amp):
@@ -244,7 +220,7 @@ def _place_objects(rng, size, horizon, n):
     return sorted(objs, key=lambda o: -o.depth)           # far to near: the order of drawing
 
 def _draw_scene(seed, size):
-    "Draw the scene of `seed`: (objects far to near, their full masks, image, depth, owner map, keypoints, rng)."
+    "Draw the scene of `seed`: (objects far to near, their full masks, image, depth, owner map, keypoints, part maps, rng)."
     if size < 16: raise ValueError(f"size must be at least 16 pixels, got {size}")
     rng = np.random.default_rng(seed)
     while True:  # redraw until something can be named (rare); still a function of the seed
@@ -253,12 +229,12 @@ def _draw_scene(seed, size):
         img, depth = _background(rng, size, horizon)
         owner = np.full((size, size), -1, np.int16)       # index of the object seen at each pixel
         shade = 1 + 0.12 * np.linspace(0.5, -0.5, size, dtype=np.float32)[:, None, None]  # lit from above
-        fulls, keypoints = [], {}
+        fulls, keypoints, part_maps = [], {}, {}
         for k, o in enumerate(objs):
             base = horizon + CAMERA_HEIGHT * size / o.depth
             rgb = np.array(COLORS[o.color], np.float32) + rng.normal(0, 10, 3)
             if o.cls == "person":
-                head, body, keypoints[k] = _person(o.cx, base, o.height, rng, (size, size))
+                head, body, keypoints[k], part_maps[k] = _person(o.cx, base, o.height, rng, (size, size))
                 parts = [(body, rgb), (head & ~body, np.array([230, 190, 150], np.float32))]
                 full = head | body
             else:
@@ -273,7 +249,7 @@ def _draw_scene(seed, size):
             o.visible_fraction = o.visible_pixels / max(int(fulls[k].sum()), 1)
         if any(o.named for o in objs): break
     img += rng.normal(0, 4, img.shape).astype(np.float32)
-    return objs, fulls, img, depth, owner, keypoints, rng
+    return objs, fulls, img, depth, owner, keypoints, part_maps, rng
 
 def _keypoints_coco(xy, mask):
     "COCO (x, y, v) for keypoints `xy` of a person whose visible pixels are `mask`."
@@ -285,19 +261,20 @@ def _keypoints_coco(xy, mask):
 
 def render_scene(seed: int, size: int = 64) -> Sample:
     "The ShapeWorld scene of `seed` at `size` x `size` pixels, with its caption and exact labels."
-    objs, _, img, depth, owner, keypoints, rng = _draw_scene(seed, size)
-    semantic = np.zeros((size, size), np.uint8)
+    objs, _, img, depth, owner, keypoints, part_maps, rng = _draw_scene(seed, size)
+    semantic, parts = np.zeros((size, size), np.uint8), np.zeros((size, size), np.uint8)
     instances = []
     for k, o in enumerate(objs):
         mask = owner == k
         if not mask.any(): continue
         semantic[mask] = CLASSES.index(o.cls)
+        if k in part_maps: parts[mask] = part_maps[k][mask]
         instances.append(Instance(
             CLASSES.index(o.cls), mask, _keypoints_coco(keypoints[k], mask) if k in keypoints else None,
             dict(color=o.color, size=o.size, depth=o.depth, visible_fraction=round(o.visible_fraction, 4),
                  named=o.named)))
     return Sample(np.clip(img, 0, 255).astype(np.uint8), caption(objs, rng), semantic, depth, instances,
-                  CLASSES, KEYPOINT_NAMES, dict(seed=int(seed), source="shapeworld"))
+                  CLASSES, KEYPOINT_NAMES, dict(seed=int(seed), source="shapeworld"), parts, PART_NAMES)
 
 # %% ../nbs/00_shapeworld.ipynb #0c0fb2bf
 _OPENERS = ("", "", "a photo of ", "a picture of ", "there is ", "a scene with ")
@@ -345,6 +322,8 @@ def show_sample(sample: Sample, axes=None, what=("image", "semantic", "instances
             ax.set_title(w, fontsize=8)
         elif w == "depth" and sample.depth is not None:
             ax.imshow(sample.depth, cmap="magma_r"); ax.set_title("depth (m)", fontsize=8)
+        elif w == "parts" and sample.parts is not None:
+            ax.imshow(PALETTE[sample.parts]); ax.set_title("body parts", fontsize=8)
     return axes
 
 # %% ../nbs/00_shapeworld.ipynb #5e4c1fb4

@@ -21,9 +21,10 @@ from diffusers import DiffusionPipeline, StableDiffusionPipeline
 from tqdm.auto import tqdm
 
 from .attention import capture, model_fingerprint
-from .dataset_io import DatasetWriter, _read_json, _write_json
+from .dataset_io import DatasetWriter, read_json, write_json
 from .decoder import PerceptionDecoder, check_pipeline, label_bundle, load_decoder
-from .shapeworld import Sample, KEYPOINT_NAMES, SKELETON
+from .sample import Sample
+from .shapeworld import KEYPOINT_NAMES, SKELETON
 
 # %% auto #0
 __all__ = ['sample_seed', 'SynthesisOutput', 'DatasetDMPipeline', 'read_prompt_records', 'generate', 'dataset_files',
@@ -158,7 +159,7 @@ def generate(out, prompts, n: int, model="shapeworld", decoder="shapeworld", see
                 for i, s, unsafe in zip(b, res.samples, res.nsfw):
                     low = s.meta["confidence"] < min_confidence
                     if unsafe or (low and qc == "drop"):
-                        _write_json(dropped_dir / f"{i:06d}.json", dict(index=i, reason="unsafe" if unsafe else "low confidence",
+                        write_json(dropped_dir / f"{i:06d}.json", dict(index=i, reason="unsafe" if unsafe else "low confidence",
                                                                         confidence=s.meta["confidence"]))
                         continue
                     if low: s.meta["low_confidence"] = True
@@ -168,15 +169,15 @@ def generate(out, prompts, n: int, model="shapeworld", decoder="shapeworld", see
         if state.is_main_process:
             writer = open_writer()                # sees every process's samples
             manifest = writer.finalize()
-            dropped = [_read_json(p) for p in sorted(dropped_dir.glob("*.json"))]
+            dropped = [read_json(p) for p in sorted(dropped_dir.glob("*.json"))]
             manifest["counts"]["dropped"] = {r: sum(d["reason"] == r for d in dropped) for r in ("unsafe", "low confidence")}
             manifest["counts"]["low_confidence"] = sum(bool(json.loads(l).get("low_confidence"))
                                                        for l in (out / "images" / "metadata.jsonl").read_text().splitlines())
-            _write_json(out / "dataset.json", manifest, indent=1)
+            write_json(out / "dataset.json", manifest, indent=1)
         state.wait_for_everyone()
     except OSError as e:
         raise _disk_full(e, out) from None
-    return _read_json(out / "dataset.json")
+    return read_json(out / "dataset.json")
 
 # %% ../nbs/06_synthesis.ipynb #9b026110
 def dataset_files(root) -> dict[str, bytes]:
@@ -269,7 +270,8 @@ def run_demo(out="demo_out", n: int = 200, batch_size: int = 16, steps: int = 25
     t0 = time.perf_counter()
     decoder = "shapeworld"
     if train:
-        from datasetdm_nb.decoder import train_decoder, TASKS
+        from datasetdm_nb.decoder_training import train_decoder
+        from datasetdm_nb.tasks import TASKS
         decoder = out / "decoder"
         if decoder.exists(): shutil.rmtree(decoder)
         train_decoder(",".join(TASKS), data="shapeworld", n=100, out=decoder, progress=progress)   # one trunk, four heads

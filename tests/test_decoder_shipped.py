@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from datasetdm_nb.decoder import check_pipeline, default_decoder_path, evaluate_decoder, label_images, load_decoder
+from datasetdm_nb.decoder import check_pipeline, default_decoder_path, load_decoder, predict
+from datasetdm_nb.decoder_training import evaluate_decoder, label_images
 from datasetdm_nb.models import load_pipeline, shapeworld_model_path
 from datasetdm_nb.shapeworld import CLASSES, shapeworld
 
@@ -46,7 +47,7 @@ def test_label_images_writes_a_loadable_dataset(shipped, tmp_path):
 def test_generated_image_labels_agree_with_labels_of_its_inversion(shipped):
     "The decoder's input from generation and from inverting the generated image are close, and so are the labels."
     from datasetdm_nb.attention import capture
-    from datasetdm_nb.decoder import predict, semantic_miou
+    from datasetdm_nb.tasks import semantic_miou
     from datasetdm_nb.inversion import bundle_similarity, invert
     pipe, dec = shipped
     prompts = [s.caption for s in shapeworld("pool", 6, start=123)]
@@ -63,3 +64,23 @@ def test_generated_image_labels_agree_with_labels_of_its_inversion(shipped):
     a = [p["semantic"] for p in predict(dec, gen, size=64)]
     b = [p["semantic"] for p in predict(dec, inv, size=64)]
     assert semantic_miou(a, b, len(dec.config.classes))["mIoU"] > 0.7
+
+
+def test_shipped_decoder_predictions_are_the_stored_ones(shipped):
+    "The task-object decoder predicts exactly what the decoder predicted before it (stored in tests/data)."
+    from pathlib import Path
+    from datasetdm_nb.decoder import decoder_features
+    pipe, dec = shipped
+    ref = np.load(Path(__file__).parent / "data" / "shipped_decoder_predictions.npz")
+    preds = predict(dec, decoder_features(dec, pipe, shapeworld("test", 6, start=300), progress=False),
+                    score_threshold=0.5, ignore_below=0.5)
+    assert np.array_equal(np.stack([p["semantic"] for p in preds]), ref["semantic"])
+    np.testing.assert_allclose([p["confidence"] for p in preds], ref["confidence"], rtol=1e-5)
+    np.testing.assert_allclose(np.stack([p["depth"] for p in preds]), ref["depth"], rtol=1e-4)
+    inst = [(i, c, s, m) for i, p in enumerate(preds) for c, s, m in p["instances"]]
+    assert [(i, c) for i, c, _, _ in inst] == list(zip(ref["instance_image"], ref["instance_class"]))
+    np.testing.assert_allclose([s for _, _, s, _ in inst], ref["instance_score"], rtol=1e-4)
+    assert np.array_equal(np.stack([m for *_, m in inst]), ref["instance_mask"])
+    kp = [(i, k) for i, p in enumerate(preds) for _, k in p["keypoints"]]
+    assert [i for i, _ in kp] == list(ref["keypoint_image"])
+    np.testing.assert_allclose(np.stack([k for _, k in kp]), ref["keypoints"], atol=1e-3)
