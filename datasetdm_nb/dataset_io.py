@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -22,10 +23,10 @@ from .sample import Instance, Sample
 from .shapeworld import CLASSES, KEYPOINT_NAMES, PALETTE, SKELETON, shapeworld
 
 # %% auto #0
-__all__ = ['VOC_CLASSES', 'CITYSCAPES_CLASSES', 'CITYSCAPES_TRAIN_IDS', 'LAYOUTS', 'write_json', 'write_jsonl', 'read_json',
-           'read_jsonl', 'depth_to_uint16', 'instance_to_coco', 'decode_segmentation', 'instance_from_coco',
-           'library_versions', 'DatasetWriter', 'write_dataset', 'LazySamples', 'detect_layout', 'load_dataset',
-           'write_voc', 'write_coco', 'export_shapeworld']
+__all__ = ['VOC_CLASSES', 'CITYSCAPES_CLASSES', 'CITYSCAPES_TRAIN_IDS', 'LAYOUTS', 'replace_folder', 'recover_folder',
+           'write_json', 'write_jsonl', 'read_json', 'read_jsonl', 'depth_to_uint16', 'instance_to_coco',
+           'decode_segmentation', 'instance_from_coco', 'library_versions', 'DatasetWriter', 'write_dataset',
+           'LazySamples', 'detect_layout', 'load_dataset', 'write_voc', 'write_coco', 'export_shapeworld']
 
 # %% ../nbs/00a_dataset_io.ipynb #8f069237
 def _atomic(path: Path, write) -> None:
@@ -45,6 +46,23 @@ def _jsonable(x):
     if isinstance(x, np.ndarray): return _jsonable(x.tolist())
     if isinstance(x, np.generic): return x.item()
     return x
+
+def replace_folder(folder, write, last_file: str) -> Path:
+    """Replace `folder` by what `write(tmp)` writes into a sibling `.tmp` folder, `last_file` last: a process killed at
+    any moment leaves a complete copy, the old one or the new one (see `recover_folder`)."""
+    folder = Path(folder); tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists(): shutil.rmtree(tmp)
+    write(tmp)
+    if not (tmp / last_file).exists(): raise ValueError(f"the new {folder.name} lacks {last_file}: not replaced")
+    if folder.exists(): shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder
+
+def recover_folder(folder, last_file: str) -> Path:
+    "Put a complete new copy in place if a process was killed between `replace_folder`'s last two steps; returns `folder`."
+    folder = Path(folder); tmp = folder.with_name(folder.name + ".tmp")
+    if not folder.exists() and (tmp / last_file).exists(): tmp.rename(folder)
+    return folder
 
 def write_json(path, obj, indent=None):
     "Write `obj` as JSON to `path` atomically (a reader sees the old file or the new one, never half of one)."

@@ -162,6 +162,7 @@ def train_decoder(task="semantic", data="shapeworld", n: int = 100, epochs: int 
         for t in tasks:
             if t.name in decoder.heads and frozen:
                 raise ValueError(f"{out} already has a {t.name} head: pass finetune=True to retrain it")
+            t.configure(decoder, train)
             decoder.add_head(t.name)
         params = [p for t in tasks for p in decoder.heads[t.name].parameters()] if frozen else list(decoder.parameters())
         targets = task_targets(decoder, tasks, train, bundle.meta["image_size"])

@@ -19,15 +19,19 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
+from transformers import (GLPNConfig, GLPNForDepthEstimation, Mask2FormerConfig, Mask2FormerForUniversalSegmentation,
+                          SegformerConfig, SegformerForSemanticSegmentation, SwinConfig, VitPoseBackboneConfig,
+                          VitPoseConfig, VitPoseForPoseEstimation)
 
 from .sample import Instance, Sample
 
 # %% auto #0
-__all__ = ['TASKS', 'group_norm', 'ResBlock', 'resize', 'class_lookup', 'dice_loss', 'segmentation_loss', 'Task', 'ClassQueries',
-           'SemanticHead', 'semantic_miou', 'SemanticTask', 'InstanceHead', 'instance_ap', 'InstanceTask', 'DepthHead',
-           'silog_loss', 'depth_absrel', 'DepthTask', 'person_boxes', 'crop_boxes', 'KeypointHead', 'keypoint_heatmaps',
-           'decode_heatmaps', 'flip_permutation', 'keypoint_pck', 'keypoint_ap', 'KeypointTask', 'PartsHead',
-           'PartsTask', 'get_task', 'parse_tasks']
+__all__ = ['SMALL_SEGFORMER', 'SMALL_MASK2FORMER', 'SMALL_GLPN', 'SMALL_VITPOSE', 'TASKS', 'group_norm', 'ResBlock', 'resize',
+           'class_lookup', 'dice_loss', 'segmentation_loss', 'Task', 'LabelSpace', 'ClassQueries', 'SemanticHead',
+           'semantic_miou', 'segformer', 'segformer_labels', 'SemanticTask', 'InstanceHead', 'instance_ap',
+           'InstanceTask', 'DepthHead', 'silog_loss', 'depth_absrel', 'DepthTask', 'person_boxes', 'crop_boxes',
+           'KeypointHead', 'keypoint_heatmaps', 'decode_heatmaps', 'flip_permutation', 'keypoint_pck', 'keypoint_ap',
+           'KeypointTask', 'PartsHead', 'PartsTask', 'get_task', 'parse_tasks']
 
 # %% ../nbs/04a_tasks.ipynb #ff1267f3
 def group_norm(c: int) -> nn.GroupNorm:
@@ -96,6 +100,7 @@ class Task:
     order = 0                         # tasks run in increasing order
     epochs: int = 40                  # decoder training epochs by default
 
+    def configure(self, decoder, samples): "Record in the decoder's config what the head needs from the training samples."
     def check(self, config): "Raise ValueError if a decoder with `config` cannot have this head."
     def head(self, config) -> nn.Module: raise NotImplementedError
     def forward(self, head, embedding, text): return head(embedding)
@@ -106,6 +111,18 @@ class Task:
     def write(self, decoder, pred: dict, fields: dict, size, score_threshold: float): raise NotImplementedError
     def evaluate(self, preds, samples, targets, config) -> dict: raise NotImplementedError
     def evaluation_inputs(self, targets, n: int) -> dict: return {}
+    def downstream_model(self, space, pretrained: str | None = None) -> nn.Module: raise NotImplementedError
+    def downstream_loss(self, model, pixels, targets, flip: bool, space): raise NotImplementedError
+    def downstream_predict(self, model, pixels, size, space, options: dict) -> list[dict]: raise NotImplementedError
+
+@dataclass(frozen=True)
+class LabelSpace:
+    "What labels name: classes (0 = background), keypoints of the keypoint class, body parts (0 = none), depth range."
+    classes: tuple = ()
+    keypoint_names: tuple = ()
+    part_names: tuple = ()
+    keypoint_class: str = "person"
+    max_depth: float = 20.0
 
 def _flip(t, flip: bool): return t.flip(-1) if flip else t
 
@@ -152,6 +169,20 @@ def _label_maps(samples, attr: str, names_attr: str, names, size) -> torch.Tenso
                     else np.full(size, 255, np.uint8))
     return torch.as_tensor(np.stack(maps))
 
+SMALL_SEGFORMER = dict(depths=[1, 1, 1, 1], hidden_sizes=[16, 32, 64, 128], decoder_hidden_size=64, strides=[4, 2, 2, 2],
+                       num_attention_heads=[1, 2, 4, 8], sr_ratios=[8, 4, 2, 1])   # 0.46M parameters
+
+def segformer(num_labels: int, config: dict, pretrained: str | None = None) -> SegformerForSemanticSegmentation:
+    "A Segformer for `num_labels` classes (255 ignored): from `config` with random weights, or `pretrained` (an id or folder)."
+    if pretrained: return SegformerForSemanticSegmentation.from_pretrained(pretrained, num_labels=num_labels,
+                                                                          ignore_mismatched_sizes=True)
+    return SegformerForSemanticSegmentation(SegformerConfig(num_labels=num_labels, semantic_loss_ignore_index=255, **config))
+
+@torch.no_grad()
+def segformer_labels(model, pixels, size) -> np.ndarray:
+    "uint8 label maps `(B, H, W)` at `size` from a Segformer's logits."
+    return resize(model(pixel_values=pixels).logits.float(), size).argmax(1).numpy().astype(np.uint8)
+
 @dataclass(frozen=True)
 class SemanticTask(Task):
     "Semantic segmentation over the decoder's classes, conditioned on the class names' text."
@@ -160,6 +191,7 @@ class SemanticTask(Task):
     epochs: int = 80                  # 80 beat 40 (bench/decoder_results.jsonl, rows tagged epochs/)
     ce_weight: float = 1.0
     dice_weight: float = 1.0
+    downstream: dict = field(default_factory=lambda: dict(SMALL_SEGFORMER))   # its downstream Segformer's config
 
     def head(self, config): return SemanticHead(config.width, config.text_dim)
     def forward(self, head, embedding, text): return head(embedding, text)
@@ -176,6 +208,11 @@ class SemanticTask(Task):
         fields["semantic"] = _nearest(pred["semantic"], size)
     def evaluate(self, preds, samples, targets, config):
         return semantic_miou([p["semantic"] for p in preds], targets.numpy(), len(config.classes))
+    def downstream_model(self, space, pretrained=None): return segformer(len(space.classes), self.downstream, pretrained)
+    def downstream_loss(self, model, pixels, targets, flip, space):
+        return model(pixel_values=pixels, labels=_flip(targets, flip).long()).loss
+    def downstream_predict(self, model, pixels, size, space, options):
+        return [{"semantic": m} for m in segformer_labels(model, pixels, size)]
 
 # %% ../nbs/04a_tasks.ipynb #7200bcbc
 class InstanceHead(nn.Module):
@@ -257,6 +294,12 @@ def _instances_from_output(logits, mask_logits, size, keep: float | None):
     if keep is not None: out = [o for o in out if o[1] >= keep]
     return sorted(out, key=lambda o: -o[1])
 
+SMALL_MASK2FORMER = dict(backbone=dict(image_size=64, patch_size=2, embed_dim=24, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8],
+                                       window_size=4, out_features=["stage1", "stage2", "stage3", "stage4"]),
+                         num_queries=20, hidden_dim=64, mask_feature_size=64, feature_size=64, encoder_layers=2,
+                         decoder_layers=3, num_attention_heads=4, encoder_feedforward_dim=128, dim_feedforward=128,
+                         train_num_points=1024)   # 0.94M parameters, with transformers' own Swin backbone
+
 @dataclass(frozen=True)
 class InstanceTask(Task):
     "Instance segmentation: Mask2Former-style object queries, matched to the objects by the Hungarian algorithm."
@@ -268,6 +311,7 @@ class InstanceTask(Task):
     mask_weight: float = 5.0          # ... mask BCE ...
     dice_weight: float = 5.0          # ... mask Dice
     no_object_weight: float = 0.1     # the "no object" class's weight in the class loss
+    downstream: dict = field(default_factory=lambda: dict(SMALL_MASK2FORMER))   # its downstream Mask2Former's config
 
     def head(self, config): return InstanceHead(config.width, config.text_dim, config.num_queries)
     def forward(self, head, embedding, text): return head(embedding, text)
@@ -341,6 +385,22 @@ class InstanceTask(Task):
     def evaluate(self, preds, samples, targets, config):
         return instance_ap([p["instances"] for p in preds], samples, config.classes)
 
+    def downstream_model(self, space, pretrained=None):
+        "Mask2Former (foreground classes only: its last class logit is 'no object', as the decoder's head)."
+        if pretrained: return Mask2FormerForUniversalSegmentation.from_pretrained(
+            pretrained, num_labels=len(space.classes) - 1, ignore_mismatched_sizes=True)
+        c = dict(self.downstream)
+        return Mask2FormerForUniversalSegmentation(Mask2FormerConfig(backbone_config=SwinConfig(**c.pop("backbone")),
+                                                                     num_labels=len(space.classes) - 1, **c))
+    def downstream_loss(self, model, pixels, targets, flip, space):
+        return model(pixel_values=pixels, mask_labels=[_flip(m, flip).float() for _, m in targets],
+                     class_labels=[c for c, _ in targets]).loss
+    @torch.no_grad()
+    def downstream_predict(self, model, pixels, size, space, options):
+        out = model(pixel_values=pixels)
+        return [{"instances": _instances_from_output(lg.float(), ms.float(), size, options.get("score_threshold"))}
+                for lg, ms in zip(out.class_queries_logits, out.masks_queries_logits)]
+
 # %% ../nbs/04a_tasks.ipynb #8d7ccdfe
 class DepthHead(nn.Module):
     "Log-depth regression: a residual block and a 1x1 convolution."
@@ -359,6 +419,9 @@ def depth_absrel(preds, gts) -> float:
     "Mean absolute relative error |d - d*| / d* over pixels of known depth, averaged per image."
     return float(np.mean([np.mean(np.abs(p[g > 0] - g[g > 0]) / g[g > 0]) for p, g in zip(preds, gts) if (g > 0).any()]))
 
+SMALL_GLPN = dict(depths=[1, 1, 1, 1], hidden_sizes=[16, 32, 64, 128], decoder_hidden_size=32, num_attention_heads=[1, 2, 4, 8],
+                  sr_ratios=[8, 4, 2, 1], strides=[4, 2, 2, 2])   # 0.51M parameters
+
 @dataclass(frozen=True)
 class DepthTask(Task):
     "Monocular depth in metres."
@@ -367,6 +430,7 @@ class DepthTask(Task):
     lower_is_better = True
     silog_lambda: float = 0.85
     silog_scale: float = 10.0
+    downstream: dict = field(default_factory=lambda: dict(SMALL_GLPN))   # its downstream GLPN's config
 
     def head(self, config): return DepthHead(config.width)
     def targets(self, samples, classes, size, config):
@@ -382,6 +446,16 @@ class DepthTask(Task):
     def write(self, decoder, pred, fields, size, score_threshold): fields["depth"] = _nearest(pred["depth"], size)
     def evaluate(self, preds, samples, targets, config):
         return dict(AbsRel=depth_absrel([p["depth"] for p in preds], targets.numpy()))
+    def downstream_model(self, space, pretrained=None):
+        "GLPN, whose SiLog loss is built in (pixels of unknown depth, 0, are left out)."
+        if pretrained: return GLPNForDepthEstimation.from_pretrained(pretrained)
+        return GLPNForDepthEstimation(GLPNConfig(max_depth=math.ceil(space.max_depth), **self.downstream))
+    def downstream_loss(self, model, pixels, targets, flip, space):
+        return model(pixel_values=pixels, labels=_flip(targets, flip)).loss
+    @torch.no_grad()
+    def downstream_predict(self, model, pixels, size, space, options):
+        d = resize(model(pixel_values=pixels).predicted_depth[:, None].float(), size)[:, 0].clamp(min=1e-3)
+        return [{"depth": x} for x in d.numpy().astype(np.float32)]
 
 # %% ../nbs/04a_tasks.ipynb #45905825
 def person_boxes(masks: torch.Tensor, pad: float = 0.15, min_side: float = 8.0) -> torch.Tensor:
@@ -477,19 +551,20 @@ def keypoint_pck(pred_keypoints, gt_keypoints, gt_masks, alpha: float = 0.1) -> 
         hits += int(((d <= alpha * size) & (p[:, 2] > 0) & lab).sum()); total += int(lab.sum())
     return hits / max(total, 1)
 
-def keypoint_ap(pred_persons, samples, person_id: int, sigmas=None) -> dict:
+def keypoint_ap(pred_persons, true_persons, sigmas=None) -> dict:
     """COCO keypoint AP@[.5:.95] and AP50 (in %, pycocotools' COCOeval on OKS) of `pred_persons` [(score, (K, 3))] per
-    image against the persons of `samples` (class `person_id`). `sigmas`: per-keypoint OKS constants (default 0.05
-    each: ShapeWorld's joints are drawn exactly)."""
+    image against `true_persons` [(mask (H, W), (K, 3))] per image (the mask gives the area and box). `sigmas`:
+    per-keypoint OKS constants (default 0.05 each: ShapeWorld's joints are drawn exactly)."""
     images, anns, dets = [], [], []
-    for i, (preds, s) in enumerate(zip(pred_persons, samples)):
-        images.append(dict(id=i, height=s.size[0], width=s.size[1]))
-        for inst in s.instances or []:
-            if inst.category_id != person_id or inst.keypoints is None or not (inst.keypoints[:, 2] > 0).any(): continue
-            ys, xs = np.nonzero(inst.mask)
+    for i, (preds, truths) in enumerate(zip(pred_persons, true_persons)):
+        shape = truths[0][0].shape if truths else (1, 1)
+        images.append(dict(id=i, height=int(shape[0]), width=int(shape[1])))
+        for mask, kp in truths:
+            if not (kp[:, 2] > 0).any() or not mask.any(): continue
+            ys, xs = np.nonzero(mask)
             bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
-            anns.append(dict(id=len(anns) + 1, image_id=i, category_id=1, iscrowd=0, bbox=bbox, area=float(inst.mask.sum()),
-                             keypoints=inst.keypoints.ravel().tolist(), num_keypoints=int((inst.keypoints[:, 2] > 0).sum())))
+            anns.append(dict(id=len(anns) + 1, image_id=i, category_id=1, iscrowd=0, bbox=bbox, area=float(mask.sum()),
+                             keypoints=np.asarray(kp, np.float32).ravel().tolist(), num_keypoints=int((kp[:, 2] > 0).sum())))
         for score, kp in preds:
             dets.append(dict(image_id=i, category_id=1, keypoints=np.asarray(kp, np.float32).ravel().tolist(), score=float(score)))
     if not dets or not anns: return dict(AP=0.0, AP50=0.0)
@@ -507,6 +582,10 @@ def _components(mask: np.ndarray, min_pixels: int = 6) -> list[np.ndarray]:
     lab, n = ndimage.label(mask)
     return [lab == i for i in range(1, n + 1) if (lab == i).sum() >= min_pixels]
 
+SMALL_VITPOSE = dict(backbone=dict(image_size=[64, 64], patch_size=[8, 8], hidden_size=64, num_hidden_layers=4,
+                                   num_attention_heads=4, intermediate_size=128, out_indices=[4]),
+                     use_simple_decoder=True, scale_factor=4)   # 0.22M parameters; 64 px crops -> 32 x 32 heatmaps
+
 @dataclass(frozen=True)
 class KeypointTask(Task):
     "Person keypoints, top-down: heatmaps in each person's box, the persons found by the other heads (or given)."
@@ -514,8 +593,10 @@ class KeypointTask(Task):
     headline = "PCK@0.1"
     order = 2
     sigma: float = 2.0                # of the target heatmaps, in heatmap pixels
-    keypoint_class: str = "person"
+    downstream: dict = field(default_factory=lambda: dict(SMALL_VITPOSE))   # its downstream ViTPose's config
 
+    def configure(self, decoder, samples):
+        if not decoder.config.keypoint_names: decoder.register_to_config(keypoint_names=list(samples[0].keypoint_names))
     def check(self, config):
         if not config.keypoint_names: raise ValueError("a keypoint head needs keypoint_names")
         if config.keypoint_class not in config.classes: raise ValueError(f"keypoint class {config.keypoint_class!r} is not a class")
@@ -537,21 +618,31 @@ class KeypointTask(Task):
                 persons.append((n, m, kp))
         return persons or None
 
-    def loss(self, decoder, out, targets, idx, flip):
+    def batch_persons(self, targets, idx, flip: bool, keypoint_names):
+        "The persons of batch items `idx` (mirrored if `flip`): (masks (P, H, W), batch index (P,), keypoints (P, K, 3)), or None."
         where = {int(i): j for j, i in enumerate(idx)}
-        sel = [(where[n], m, kp) for n, m, kp in targets if n in where]
+        sel = [(where[n], m, kp) for n, m, kp in targets or [] if n in where]
         if not sel: return None
         masks, index = torch.as_tensor(np.stack([m for _, m, _ in sel])), torch.tensor([j for j, _, _ in sel])
         kps = np.stack([kp for _, _, kp in sel])
         if flip:
             W = masks.shape[-1]
             masks = masks.flip(-1)
-            kps = kps[:, flip_permutation(decoder.config.keypoint_names)].copy()
+            kps = kps[:, flip_permutation(keypoint_names)].copy()
             kps[..., 0] = np.where(kps[..., 2] > 0, W - kps[..., 0], 0)
-        hm = decoder.heads[self.name](out["embedding"], masks, index)
-        tgt = [keypoint_heatmaps(k, b, hm.shape[-2:], self.sigma) for k, b in zip(kps, person_boxes(masks))]
+        return masks, index, kps
+
+    def heatmap_loss(self, heatmaps, keypoints, boxes):
+        "Mean squared error of `heatmaps` (P, K, h, w) against the Gaussians of `keypoints` in `boxes`, labelled ones only."
+        tgt = [keypoint_heatmaps(k, b, heatmaps.shape[-2:], self.sigma) for k, b in zip(keypoints, boxes)]
         g = torch.stack([t for t, _ in tgt]); w = torch.stack([w for _, w in tgt])
-        return ((hm - g) ** 2 * w[..., None, None]).sum() / w.sum().clamp(min=1)
+        return ((heatmaps - g) ** 2 * w[..., None, None]).sum() / w.sum().clamp(min=1)
+
+    def loss(self, decoder, out, targets, idx, flip):
+        persons = self.batch_persons(targets, idx, flip, decoder.config.keypoint_names)
+        if persons is None: return None
+        masks, index, kps = persons
+        return self.heatmap_loss(decoder.heads[self.name](out["embedding"], masks, index), kps, person_boxes(masks))
 
     def predict(self, decoder, out, j, size, result, options):
         kp_id = list(decoder.config.classes).index(decoder.config.keypoint_class)
@@ -584,8 +675,41 @@ class KeypointTask(Task):
         return dict(person_masks=[[m for i, m, _ in targets or [] if i == k] for k in range(n)])
 
     def evaluate(self, preds, samples, targets, config):
+        "PCK@0.1 and keypoint AP (OKS; each labelled person predicted once, with score 1) on the labelled persons."
         pk = [k for p in preds for _, k in p["keypoints"]]
-        return {"PCK@0.1": keypoint_pck(pk, [kp for _, _, kp in targets], [m for _, m, _ in targets])}
+        truths = [[(m, kp) for i, m, kp in targets if i == k] for k in range(len(preds))]
+        ap = keypoint_ap([[(1.0, k) for _, k in p["keypoints"]] for p in preds], truths)
+        return {"PCK@0.1": keypoint_pck(pk, [kp for _, _, kp in targets], [m for _, m, _ in targets]),
+                "keypoint AP": ap["AP"], "keypoint AP50": ap["AP50"]}
+
+    def downstream_model(self, space, pretrained=None):
+        "ViTPose on person crops (top-down), with its simple decoder; trained with the heatmap MSE."
+        if pretrained: return VitPoseForPoseEstimation.from_pretrained(pretrained)
+        c = dict(self.downstream)
+        return VitPoseForPoseEstimation(VitPoseConfig(backbone_config=VitPoseBackboneConfig(**c.pop("backbone")),
+                                                      num_labels=len(space.keypoint_names), **c))
+    def _crops(self, model, pixels, masks, index):
+        crop = model.config.backbone_config.image_size[0]
+        boxes = person_boxes(masks)
+        return crop_boxes(pixels[index], boxes, masks.shape[-2:], crop).to(pixels.dtype), boxes
+    def downstream_loss(self, model, pixels, targets, flip, space):
+        persons = self.batch_persons(targets, range(len(pixels)), flip, space.keypoint_names)
+        if persons is None: return None
+        masks, index, kps = persons
+        crops, boxes = self._crops(model, pixels, masks, index)
+        return self.heatmap_loss(model(pixel_values=crops).heatmaps, kps, boxes)
+    @torch.no_grad()
+    def downstream_predict(self, model, pixels, size, space, options):
+        "Keypoints of the persons given in `options['person_masks']` (per image), as `predict` gives them."
+        given = options["person_masks"]
+        flat = [(j, m) for j, ms in enumerate(given) for m in ms]
+        out = [{"keypoints": []} for _ in range(len(pixels))]
+        if not flat: return out
+        masks = torch.as_tensor(np.stack([m for _, m in flat])); index = torch.tensor([j for j, _ in flat])
+        crops, boxes = self._crops(model, pixels, masks, index)
+        kps = decode_heatmaps(model(pixel_values=crops).heatmaps.float(), boxes)
+        for (j, m), k in zip(flat, kps): out[j]["keypoints"].append((m, k))
+        return out
 
 # %% ../nbs/04a_tasks.ipynb #82c40f96
 class PartsHead(nn.Module):
@@ -603,7 +727,10 @@ class PartsTask(Task):
     order = 1
     ce_weight: float = 1.0
     dice_weight: float = 1.0
+    downstream: dict = field(default_factory=lambda: dict(SMALL_SEGFORMER))   # its downstream Segformer's config
 
+    def configure(self, decoder, samples):
+        if not decoder.config.part_names: decoder.register_to_config(part_names=list(samples[0].part_names))
     def check(self, config):
         if len(config.part_names) < 2: raise ValueError("a parts head needs part_names (0: not a part, then the parts)")
     def head(self, config): return PartsHead(config.width, len(config.part_names))
@@ -618,6 +745,11 @@ class PartsTask(Task):
     def evaluate(self, preds, samples, targets, config):
         m = semantic_miou([p["parts"] for p in preds], targets.numpy(), len(config.part_names))
         return {"part mIoU": m["mIoU"], "part IoU": m["IoU"]}
+    def downstream_model(self, space, pretrained=None): return segformer(len(space.part_names), self.downstream, pretrained)
+    def downstream_loss(self, model, pixels, targets, flip, space):
+        return model(pixel_values=pixels, labels=_flip(targets, flip).long()).loss
+    def downstream_predict(self, model, pixels, size, space, options):
+        return [{"parts": m} for m in segformer_labels(model, pixels, size)]
 
 # %% ../nbs/04a_tasks.ipynb #33507124
 TASKS = {t.name: t for t in (SemanticTask(), InstanceTask(), DepthTask(), KeypointTask(), PartsTask())}

@@ -21,7 +21,7 @@ def shipped():
 
 def test_shipped_decoder_has_all_heads_and_matches_the_model(shipped):
     pipe, dec = shipped
-    assert set(dec.tasks) == {"semantic", "depth", "instance", "keypoints"}
+    assert set(dec.tasks) == {"semantic", "depth", "instance", "keypoints", "parts"}
     assert tuple(dec.config.classes) == CLASSES
     check_pipeline(dec, pipe)   # trained on exactly the shipped model's weights
 
@@ -30,7 +30,7 @@ def test_shipped_decoder_quality_on_held_out_scenes(shipped):
     pipe, dec = shipped
     m = evaluate_decoder(dec, pipe, shapeworld("test", 60, start=500), progress=False)
     # floors well below the measured figures (see nbs/04_decoder.ipynb), so that a broken decoder fails
-    assert m["mIoU"] > 0.45 and m["AbsRel"] < 0.1 and m["AP50"] > 25 and m["PCK@0.1"] > 0.35, m
+    assert m["mIoU"] > 0.45 and m["AbsRel"] < 0.1 and m["AP50"] > 25 and m["PCK@0.1"] > 0.35 and m["part mIoU"] > 0.35, m
 
 
 def test_label_images_writes_a_loadable_dataset(shipped, tmp_path):
