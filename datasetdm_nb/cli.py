@@ -192,14 +192,14 @@ def _generate(p):
 
 def _demo(p):
     p.add_argument("--out", type=out_folder, default=Path("demo_out"), help="output folder")
-    p.add_argument("--n", type=_positive(), default=200, help="number of labelled images to generate")
-    p.add_argument("--batch-size", type=_positive(), default=16)
-    p.add_argument("--steps", type=_positive(), default=25, help="denoising steps")
+    p.add_argument("--n", type=_positive(), help="labelled images to generate (default 400; --quick: 64)")
+    p.add_argument("--steps", type=_positive(), help="downstream training steps (default 2500; --quick: 800)")
+    p.add_argument("--quick", action="store_true", help="a small run that proves the plumbing in a few minutes")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train", action="store_true", help="first retrain the decoders from 100 labelled scenes")
+    p.add_argument("--train", action="store_true", help="first retrain the decoder from 100 labelled scenes")
     def run(a):
-        from datasetdm_nb.synthesis import run_demo
-        report = run_demo(a.out, n=a.n, batch_size=a.batch_size, steps=a.steps, seed=a.seed, train=a.train)
+        from datasetdm_nb.downstream import run_demo
+        report = run_demo(a.out, n=a.n, quick=a.quick, steps=a.steps, seed=a.seed, train=a.train)
         print(report.read_text())
         print(f"report: {report.resolve()}")
     return run

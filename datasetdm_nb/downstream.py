@@ -31,7 +31,7 @@ from .tasks import LabelSpace, Task, get_task, resize, semantic_miou
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'read_source', 'label_space', 'to_pixels', 'mosaic', 'train_downstream',
            'load_downstream', 'evaluate_downstream', 'experiment_arms', 'run_experiment', 'summarize',
-           'label_statistics', 'relabel_agreement', 'hide_class', 'zero_shot_miou']
+           'label_statistics', 'relabel_agreement', 'hide_class', 'zero_shot_miou', 'run_demo']
 
 # %% ../nbs/07_downstream.ipynb #0241357f
 _SOURCE = re.compile(r"(?P<name>.+?)(?::(?P<n>\d+))?(?:@(?P<start>\d+))?")
@@ -101,7 +101,7 @@ def mosaic(samples, size: int) -> Sample:
                   instances if any(s.instances is not None for s in samples) else None, first.classes, first.keypoint_names,
                   dict(mosaic=k), tiles("parts", np.uint8, 255), first.part_names)
 
-# %% ../nbs/07_downstream.ipynb #ed3d553f
+# %% ../nbs/07_downstream.ipynb #e5518598
 def _pool(task: Task, specs, space: LabelSpace, size: int) -> list[Sample]:
     "The samples of `specs` that carry `task`'s labels."
     return [s for spec in specs for s in read_source(spec)
@@ -129,7 +129,7 @@ def _save_checkpoint(folder: Path, model, opt, sched, g: torch.Generator, progre
 
 def train_downstream(task, data, out, steps: int = 2500, batch_size: int = 16, lr: float = 2e-3, seed: int = 0,
                      pretrained: str | None = None, size: int | None = None, mosaic_data=(), mosaic_grid: int = 2,
-                     checkpoint_every: int = 250, progress: bool = True) -> dict:
+                     checkpoint_every: int = 250, device: str = "cpu", progress: bool = True) -> dict:
     """Train `task`'s downstream model on the sources `data` (and mosaics of the sources `mosaic_data`: each a
     `mosaic_grid` x `mosaic_grid` mosaic or, half of the time, a single sample) for `steps` steps into the run folder
     `out`; resumes an interrupted run of the same settings. Returns the run's `training.json`."""
@@ -155,15 +155,15 @@ def train_downstream(task, data, out, steps: int = 2500, batch_size: int = 16, l
         raise ValueError(f"{out} holds an unfinished run with other settings: {state['settings']}; use another folder")
     with torch.random.fork_rng(), _transformers_bars(progress):
         torch.manual_seed(seed)
-        model = task.downstream_model(space, str(ckpt / "model") if state else pretrained)
+        model = task.downstream_model(space, str(ckpt / "model") if state else pretrained).to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=_warmup_share(steps))
         g = torch.Generator().manual_seed(seed)
         step, history, running, seconds = 0, [], [], 0.0
         if state is not None:
-            saved = torch.load(ckpt / "state.pt", weights_only=True)
+            saved = torch.load(ckpt / "state.pt", weights_only=True, map_location=device)
             opt.load_state_dict(saved["optimizer"]); sched.load_state_dict(saved["scheduler"])
-            g.set_state(saved["generator"]); torch.set_rng_state(saved["torch"])
+            g.set_state(saved["generator"].cpu()); torch.set_rng_state(saved["torch"].cpu())
             step, history, running, seconds = state["step"], state["history"], state["running"], state["seconds"]
         n_items = len(pool) + len(spliced)
         bar = tqdm(total=steps, initial=step, desc=f"training {task.name} downstream", unit="step", disable=not progress)
@@ -177,7 +177,7 @@ def train_downstream(task, data, out, steps: int = 2500, batch_size: int = 16, l
                 picks = torch.randint(len(spliced), (k * k,), generator=g).tolist()
                 batch.append(mosaic([spliced[j] for j in picks], size))
             flip = bool(torch.rand(1, generator=g) < 0.5)
-            pixels = to_pixels([s.image for s in batch], size)
+            pixels = to_pixels([s.image for s in batch], size).to(device)
             targets = task.targets(batch, space.classes, (size, size), space)
             loss = task.downstream_loss(model, pixels.flip(-1) if flip else pixels, targets, flip, space) if targets is not None else None
             if loss is None: continue                       # no labelled object in this batch: it does not count
@@ -198,20 +198,20 @@ def train_downstream(task, data, out, steps: int = 2500, batch_size: int = 16, l
     shutil.rmtree(ckpt, ignore_errors=True)
     return log
 
-# %% ../nbs/07_downstream.ipynb #c2daacf2
-def load_downstream(run):
+# %% ../nbs/07_downstream.ipynb #7d7e6736
+def load_downstream(run, device: str = "cpu"):
     "(task, model, label space, image size) of a run folder written by `train_downstream`."
     run = Path(run)
     if not (run / "training.json").exists(): raise FileNotFoundError(f"no finished downstream run in {run} (training.json missing)")
     log = read_json(run / "training.json")
     task = get_task(log["settings"]["task"])
     space = LabelSpace(**{k: tuple(v) if isinstance(v, list) else v for k, v in log["space"].items()})
-    return task, task.downstream_model(space, str(run / "model")).eval(), space, log["image_size"]
+    return task, task.downstream_model(space, str(run / "model")).to(device).eval(), space, log["image_size"]
 
 @torch.no_grad()
-def evaluate_downstream(run, data="shapeworld/test:200", batch_size: int = 32) -> dict:
+def evaluate_downstream(run, data="shapeworld/test:200", batch_size: int = 32, device: str = "cpu") -> dict:
     "The task's metrics of the downstream model in the run folder `run` on the source (or samples) `data`."
-    task, model, space, size = load_downstream(run)
+    task, model, space, size = load_downstream(run, device)
     samples = read_source(data) if isinstance(data, str) else list(data)
     if not samples: raise ValueError(f"no samples in {data}")
     targets = task.targets(samples, space.classes, (size, size), space)
@@ -221,25 +221,29 @@ def evaluate_downstream(run, data="shapeworld/test:200", batch_size: int = 32) -
     for start in range(0, len(samples), batch_size):
         stop = min(len(samples), start + batch_size)
         part = {k: v[start:stop] if isinstance(v, list) else v for k, v in options.items()}
-        preds += task.downstream_predict(model, to_pixels([s.image for s in samples[start:stop]], size), (size, size), space, part)
+        pixels = to_pixels([s.image for s in samples[start:stop]], size).to(device)
+        preds += task.downstream_predict(model, pixels, (size, size), space, part)
     return task.evaluate(preds, samples, targets, space)
 
-# %% ../nbs/07_downstream.ipynb #40813f5a
-def experiment_arms(synthetic: str, n: int, real: str = "shapeworld:100", more_real_start: int = 100,
-                    mosaic: bool = False) -> dict:
-    "The four arms at N: real only, real + N synthetic, N synthetic only, real + N more real (ShapeWorld train scenes)."
+# %% ../nbs/07_downstream.ipynb #71d85526
+def experiment_arms(synthetic: str, n: int, real: str = "shapeworld:100", mosaic: bool = False) -> dict:
+    """The four arms at N: real only, real + N synthetic, N synthetic only, and real + the next N samples of the real
+    source (for 'shapeworld:100', ShapeWorld train scenes 100 to 100 + N). `mosaic`: the synthetic data spliced."""
+    m = _SOURCE.fullmatch(real)
+    if m is None or m["n"] is None: raise ValueError(f"the real source needs a count: {real!r} (NAME:N[@START])")
+    more = f"{m['name']}:{n}@{int(m['start'] or 0) + int(m['n'])}"
     syn = f"{synthetic}:{n}"
     spliced = dict(data=[real], mosaic_data=[syn]) if mosaic else dict(data=[real, syn])
     return {"real": dict(data=[real]), "real+synthetic": spliced,
             "synthetic": dict(data=[], mosaic_data=[syn]) if mosaic else dict(data=[syn]),
-            "real+real": dict(data=[real, f"shapeworld:{n}@{more_real_start}"])}
+            "real+real": dict(data=[real, more])}
 
 def _experiment_run(job: dict) -> dict:
     "One arm and seed, in a process of its own: train (or resume), evaluate, return the result row."
     torch.set_num_threads(job.pop("threads"))
     test, row = job.pop("test"), job.pop("row")
     log = train_downstream(progress=False, **job)
-    with _transformers_bars(False): metrics = evaluate_downstream(job["out"], test)
+    with _transformers_bars(False): metrics = evaluate_downstream(job["out"], test, device=job.get("device", "cpu"))
     return dict(row, **{k: v for k, v in metrics.items() if not isinstance(v, list)},
                 per_class={k: v for k, v in metrics.items() if isinstance(v, list)},
                 train_seconds=log["seconds"], threads=log["threads"], samples=log["samples"])
@@ -324,3 +328,63 @@ def zero_shot_miou(iou, classes, unseen) -> dict:
     miss = [v for c, v in zip(classes, iou) if c in unseen and v is not None]
     s, u = float(np.mean(seen)), float(np.mean(miss)) if miss else 0.0
     return dict(seen=s, unseen=u, harmonic=2 * s * u / (s + u) if s + u else 0.0)
+
+# %% ../nbs/07_downstream.ipynb #c34a3bfa
+def run_demo(out="demo_out", n: int | None = None, quick: bool = False, train: bool = False, seed: int = 0,
+             steps: int | None = None, workers: int = 2, progress: bool = True) -> Path:
+    """Every stage on the embedded default: decoder, prompts, `n` generated labelled images, downstream segmenters on
+    real vs real + synthetic, evaluation; writes `out`/report.md (returned), `downstream.png` and `contact_sheet.png`."""
+    import matplotlib; matplotlib.use("Agg")
+    import matplotlib.pyplot as plt, seaborn as sns
+    from datasetdm_nb.decoder_training import train_decoder
+    from datasetdm_nb.prompting import make_prompts, write_prompts
+    from datasetdm_nb.shapeworld import sample_sheet
+    from datasetdm_nb.synthesis import generate
+    from datasetdm_nb.tasks import TASKS
+    n, steps = n or (64 if quick else 400), steps or (800 if quick else 2500)
+    seeds, test = ((0,), "shapeworld/test:100") if quick else ((0, 1), "shapeworld/test:200")
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    times = {}
+    t = time.perf_counter()
+    decoder = "shapeworld"
+    if train:
+        decoder = out / "decoder"
+        if not (decoder / "config.json").exists(): train_decoder(",".join(TASKS), n=100, out=decoder, progress=progress)
+    times["decoder training"] = time.perf_counter() - t
+    t = time.perf_counter()
+    prompts = write_prompts(out / "prompts.jsonl", make_prompts("shapeworld", n, seed=seed))
+    manifest = generate(out / "dataset", prompts, n, decoder=decoder, seed=seed, batch_size=16, progress=progress)
+    times["generation"] = time.perf_counter() - t
+    ds = load_dataset(out / "dataset")
+    sample_sheet([ds[i] for i in range(min(24, len(ds)))], out / "contact_sheet.png", cols=4,
+                 title=f"generated by the ShapeWorld model, labelled by its decoder ({len(ds)} images)")
+    t = time.perf_counter()
+    arms = {k: v for k, v in experiment_arms(str(out / "dataset"), n).items() if k in ("real", "real+synthetic")}
+    rows = run_experiment("semantic", arms, out / "downstream", seeds=seeds, steps=steps, test=test, workers=workers,
+                          progress=progress)
+    times["downstream training and evaluation"] = time.perf_counter() - t
+    s = summarize(rows, "mIoU")
+    (r, rs, _), (m, ms, _) = s["real"], s["real+synthetic"]
+    gain, noise = m - r, max(rs, ms)
+    verdict = (f"**Yes: the synthetic data helped.** Test mIoU rose from {r:.3f} to {m:.3f} (+{gain:.3f}), more than the "
+               f"seeds' spread ({noise:.3f})." if gain > noise and len(seeds) > 1 else
+               f"**No clear effect.** Test mIoU {r:.3f} real-only, {m:.3f} with the synthetic data ({gain:+.3f}); "
+               + ("the seeds spread by {:.3f}.".format(noise) if len(seeds) > 1 else
+                  "one seed of a quick run cannot tell: run without --quick."))
+    fig, ax = plt.subplots(figsize=(4.2, 2.6))
+    sns.barplot(x=[x["arm"] for x in rows], y=[x["mIoU"] for x in rows], errorbar="sd", ax=ax, color="#9bc")
+    sns.stripplot(x=[x["arm"] for x in rows], y=[x["mIoU"] for x in rows], ax=ax, color="k", size=5)
+    ax.set_ylabel("test mIoU"); ax.set_title(f"Segformer, {steps} steps, {len(seeds)} seed(s)", fontsize=9)
+    fig.tight_layout(); fig.savefig(out / "downstream.png", dpi=120); plt.close(fig)
+    c = manifest["counts"]
+    lines = ["# DatasetDM demo", "", verdict, "",
+             "| training data | test mIoU (mean) | spread (sd) | seeds |", "|---|---|---|---|",
+             *[f"| {a}{' (100 real scenes)' if a == 'real' else f' (100 real + {n} generated)'} | {v[0]:.3f} | {v[1]:.3f} | {v[2]} |"
+               for a, v in s.items()], "",
+             f"- generated data: `{out / 'dataset'}`: {c['images']} images, {c['instances']} instances, "
+             f"{c['keypointed_instances']} people with keypoints; decoder: {'trained here' if train else 'shipped'}",
+             f"- downstream model: Segformer (random init), {steps} steps of batch 16, {test.split(':')[1]} test scenes; "
+             f"plot: `{out / 'downstream.png'}`; contact sheet: `{out / 'contact_sheet.png'}`",
+             "- time: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items() if v > 0.5), ""]
+    (out / "report.md").write_text("\n".join(lines))
+    return out / "report.md"

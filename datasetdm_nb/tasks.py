@@ -181,7 +181,7 @@ def segformer(num_labels: int, config: dict, pretrained: str | None = None) -> S
 @torch.no_grad()
 def segformer_labels(model, pixels, size) -> np.ndarray:
     "uint8 label maps `(B, H, W)` at `size` from a Segformer's logits."
-    return resize(model(pixel_values=pixels).logits.float(), size).argmax(1).numpy().astype(np.uint8)
+    return resize(model(pixel_values=pixels).logits.float(), size).argmax(1).cpu().numpy().astype(np.uint8)
 
 @dataclass(frozen=True)
 class SemanticTask(Task):
@@ -210,7 +210,7 @@ class SemanticTask(Task):
         return semantic_miou([p["semantic"] for p in preds], targets.numpy(), len(config.classes))
     def downstream_model(self, space, pretrained=None): return segformer(len(space.classes), self.downstream, pretrained)
     def downstream_loss(self, model, pixels, targets, flip, space):
-        return model(pixel_values=pixels, labels=_flip(targets, flip).long()).loss
+        return model(pixel_values=pixels, labels=_flip(targets, flip).long().to(pixels.device)).loss
     def downstream_predict(self, model, pixels, size, space, options):
         return [{"semantic": m} for m in segformer_labels(model, pixels, size)]
 
@@ -393,12 +393,12 @@ class InstanceTask(Task):
         return Mask2FormerForUniversalSegmentation(Mask2FormerConfig(backbone_config=SwinConfig(**c.pop("backbone")),
                                                                      num_labels=len(space.classes) - 1, **c))
     def downstream_loss(self, model, pixels, targets, flip, space):
-        return model(pixel_values=pixels, mask_labels=[_flip(m, flip).float() for _, m in targets],
-                     class_labels=[c for c, _ in targets]).loss
+        return model(pixel_values=pixels, mask_labels=[_flip(m, flip).float().to(pixels.device) for _, m in targets],
+                     class_labels=[c.to(pixels.device) for c, _ in targets]).loss
     @torch.no_grad()
     def downstream_predict(self, model, pixels, size, space, options):
         out = model(pixel_values=pixels)
-        return [{"instances": _instances_from_output(lg.float(), ms.float(), size, options.get("score_threshold"))}
+        return [{"instances": _instances_from_output(lg.float().cpu(), ms.float().cpu(), size, options.get("score_threshold"))}
                 for lg, ms in zip(out.class_queries_logits, out.masks_queries_logits)]
 
 # %% ../nbs/04a_tasks.ipynb #8d7ccdfe
@@ -451,10 +451,10 @@ class DepthTask(Task):
         if pretrained: return GLPNForDepthEstimation.from_pretrained(pretrained)
         return GLPNForDepthEstimation(GLPNConfig(max_depth=math.ceil(space.max_depth), **self.downstream))
     def downstream_loss(self, model, pixels, targets, flip, space):
-        return model(pixel_values=pixels, labels=_flip(targets, flip)).loss
+        return model(pixel_values=pixels, labels=_flip(targets, flip).to(pixels.device)).loss
     @torch.no_grad()
     def downstream_predict(self, model, pixels, size, space, options):
-        d = resize(model(pixel_values=pixels).predicted_depth[:, None].float(), size)[:, 0].clamp(min=1e-3)
+        d = resize(model(pixel_values=pixels).predicted_depth[:, None].float().cpu(), size)[:, 0].clamp(min=1e-3)
         return [{"depth": x} for x in d.numpy().astype(np.float32)]
 
 # %% ../nbs/04a_tasks.ipynb #45905825
@@ -635,7 +635,7 @@ class KeypointTask(Task):
     def heatmap_loss(self, heatmaps, keypoints, boxes):
         "Mean squared error of `heatmaps` (P, K, h, w) against the Gaussians of `keypoints` in `boxes`, labelled ones only."
         tgt = [keypoint_heatmaps(k, b, heatmaps.shape[-2:], self.sigma) for k, b in zip(keypoints, boxes)]
-        g = torch.stack([t for t, _ in tgt]); w = torch.stack([w for _, w in tgt])
+        g = torch.stack([t for t, _ in tgt]).to(heatmaps); w = torch.stack([w for _, w in tgt]).to(heatmaps)
         return ((heatmaps - g) ** 2 * w[..., None, None]).sum() / w.sum().clamp(min=1)
 
     def loss(self, decoder, out, targets, idx, flip):
@@ -691,7 +691,7 @@ class KeypointTask(Task):
     def _crops(self, model, pixels, masks, index):
         crop = model.config.backbone_config.image_size[0]
         boxes = person_boxes(masks)
-        return crop_boxes(pixels[index], boxes, masks.shape[-2:], crop).to(pixels.dtype), boxes
+        return crop_boxes(pixels[index.to(pixels.device)], boxes, masks.shape[-2:], crop).to(pixels.dtype), boxes
     def downstream_loss(self, model, pixels, targets, flip, space):
         persons = self.batch_persons(targets, range(len(pixels)), flip, space.keypoint_names)
         if persons is None: return None
@@ -707,7 +707,7 @@ class KeypointTask(Task):
         if not flat: return out
         masks = torch.as_tensor(np.stack([m for _, m in flat])); index = torch.tensor([j for j, _ in flat])
         crops, boxes = self._crops(model, pixels, masks, index)
-        kps = decode_heatmaps(model(pixel_values=crops).heatmaps.float(), boxes)
+        kps = decode_heatmaps(model(pixel_values=crops).heatmaps.float().cpu(), boxes)
         for (j, m), k in zip(flat, kps): out[j]["keypoints"].append((m, k))
         return out
 
@@ -747,7 +747,7 @@ class PartsTask(Task):
         return {"part mIoU": m["mIoU"], "part IoU": m["IoU"]}
     def downstream_model(self, space, pretrained=None): return segformer(len(space.part_names), self.downstream, pretrained)
     def downstream_loss(self, model, pixels, targets, flip, space):
-        return model(pixel_values=pixels, labels=_flip(targets, flip).long()).loss
+        return model(pixel_values=pixels, labels=_flip(targets, flip).long().to(pixels.device)).loss
     def downstream_predict(self, model, pixels, size, space, options):
         return [{"parts": m} for m in segformer_labels(model, pixels, size)]
 

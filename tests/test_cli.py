@@ -32,12 +32,17 @@ def test_unwritable_output_gives_one_line(cli, tmp_path):
 
 
 def test_demo_runs_the_main_job(cli, tmp_path):
-    "Integration: the shipped ShapeWorld model and decoders generate a labelled dataset, a sheet and a report."
+    """Integration: the shipped ShapeWorld model and decoder generate a labelled dataset, segmenters train on real and
+    real + synthetic data, and the report says what came of it."""
     from datasetdm_nb.dataset_io import load_dataset
-    proc = cli("demo", "--out", tmp_path / "demo", "--n", 8, "--batch-size", 8)
+    proc = cli("demo", "--out", tmp_path / "demo", "--quick", "--n", 8, "--steps", 5)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = tmp_path / "demo"
     assert (out / "contact_sheet.png").stat().st_size > 10_000 and str(out / "report.md") in proc.stdout
+    assert (out / "downstream.png").stat().st_size > 5_000
+    report = (out / "report.md").read_text()
+    assert "| real (100 real scenes) |" in report and "| real+synthetic (100 real + 8 generated) |" in report
+    assert "cannot tell" in report                      # one seed of a quick run: it says so
     ds = load_dataset(out / "dataset")
     assert len(ds) == 8
     for s in ds:
