@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "downstream_results.jsonl"
-TASK_STEPS = dict(semantic=2500, parts=2500, depth=2500, instance=1500, keypoints=1500)
+TASK_STEPS = dict(semantic=5000, parts=2500, depth=2500, instance=1500, keypoints=1500)   # semantic: from the sweep
 
 
 def synthetic(work: Path, name: str, n: int, model="shapeworld", decoder="shapeworld", ignore_below=0.5) -> str:
@@ -49,7 +49,8 @@ def older_model_synthetic(work: Path, n: int, commit: str = "0ae571f") -> str:
         with tarfile.open(fileobj=io.BytesIO(tar)) as t: t.extractall(work / "git_archive")
         shutil.move(str(work / "git_archive" / "datasetdm_nb" / "weights" / "shapeworld"), str(model))
         shutil.rmtree(work / "git_archive")
-    if not (dec / "config.json").exists(): train_decoder("semantic", n=100, out=dec, model=str(model))
+    if not (dec / "training_log.json").exists():   # written when training ends (a killed run leaves checkpoints)
+        shutil.rmtree(dec, ignore_errors=True); train_decoder("semantic", n=100, out=dec, model=str(model))
     return synthetic(work, "syn_7071", n, model=str(model), decoder=str(dec))
 
 
@@ -61,7 +62,8 @@ def zero_shot_arms(work: Path, n: int, unseen: str = "star") -> dict:
     from datasetdm_nb.decoder_training import train_decoder
     real, dec = work / f"real_without_{unseen}", work / f"decoder_without_{unseen}"
     if not (real / "annotations.json").exists(): write_dataset(D.hide_class(D.read_source("shapeworld:100"), unseen), real)
-    if not (dec / "config.json").exists(): train_decoder("semantic", data=str(real), n=100, val_n=0, out=dec)
+    if not (dec / "training_log.json").exists():
+        shutil.rmtree(dec, ignore_errors=True); train_decoder("semantic", data=str(real), n=100, val_n=0, out=dec)
     syn = synthetic(work, f"syn_zero_shot_{unseen}", n, decoder=str(dec))
     return {"real, no star": dict(data=[f"{real}:100"]), "real, no star + synthetic": dict(data=[f"{real}:100", f"{syn}:{n}"])}
 

@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 # %% auto #0
 __all__ = ['FeatureBundle', 'model_fingerprint', 'CaptureProcessor', 'capture', 'unet_feature_channels', 'vae_feature_channels',
            'default_vae_features', 'caption_words', 'token_map', 'heat_map', 'word_heat_maps', 'overlay',
-           'heat_map_figure', 'attention_sheet', 'attention_labels']
+           'heat_map_figure', 'attention_labels']
 
 # %% ../nbs/02_attention.ipynb #e4ee3e98
 def _index(t: torch.Tensor, idx):
@@ -508,21 +508,6 @@ def heat_map_figure(image: np.ndarray, bundle: FeatureBundle, i: int = 0, words=
     for ax in axes.flat: ax.set_xticks([]); ax.set_yticks([])
     fig.tight_layout()
     return fig
-
-def attention_sheet(prompt: str, out="attention.png", model="shapeworld", seed: int = 0, steps: int = 20,
-                    guidance_scale: float = 7.5, size: int | None = None, device: str = "cpu") -> Path:
-    "Generate `prompt` with `model` (a name for `load_pipeline` or a pipeline), and write its word heat-map sheet to `out`."
-    import matplotlib.pyplot as plt
-    from datasetdm_nb.models import load_pipeline
-    pipe = load_pipeline(model, device=device) if isinstance(model, str) else model
-    size = size or pipe.unet.config.sample_size * pipe.vae_scale_factor
-    with capture(pipe) as cap:
-        image = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance_scale, height=size, width=size,
-                     generator=torch.Generator(device).manual_seed(seed), output_type="np").images[0]
-    fig = heat_map_figure((image * 255).round().astype(np.uint8), cap.bundle().to("cpu"))
-    out = Path(out); out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100); plt.close(fig)
-    return out
 
 # %% ../nbs/02_attention.ipynb #a0bf76b4
 def attention_labels(bundle: FeatureBundle, i: int, present=None, size=None, tau: int = 4,

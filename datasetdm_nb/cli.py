@@ -34,16 +34,36 @@ def _writable(path: Path, folder: bool) -> Path:
     "Check that `path` can be written as a folder (or a file); the nearest existing ancestor must be a writable folder."
     if path.exists() and path.is_dir() != folder:
         raise argparse.ArgumentTypeError(f"{path} exists and is {'a file' if folder else 'a folder'}")
-    parent = path if path.exists() else path.parent
+    parent = path if path.exists() and folder else path.parent
     while not parent.exists(): parent = parent.parent
     if not parent.is_dir(): raise argparse.ArgumentTypeError(f"cannot create {path}: {parent} is not a folder")
     if not os.access(parent, os.W_OK): raise argparse.ArgumentTypeError(f"cannot write in {parent}")
+    if path.is_file() and not os.access(path, os.W_OK): raise argparse.ArgumentTypeError(f"cannot overwrite {path}")
     return path
 
 def out_folder(text): return _writable(Path(text), folder=True)
 def out_file(text): return _writable(Path(text), folder=False)
 
 # %% ../nbs/08_cli.ipynb #c32e1875
+def _flag(*names, **kwargs) -> argparse.ArgumentParser:
+    "A parent parser holding one flag: every subcommand that takes it shares its name, type, default and help."
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument_group("shared options").add_argument(*names, **kwargs)   # listed after a subcommand's own
+    return parent
+
+_MODEL = _flag("--model", default="shapeworld", help="diffusion model: 'shapeworld' (the shipped one), 'tiny' "
+               "(random weights, for trying the plumbing), a diffusers hub id or a pipeline folder (default: %(default)s)")
+_SEED = _flag("--seed", type=int, default=0, help="random seed: the same seed gives the same output (default: %(default)s)")
+_DEVICE = _flag("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps (default: %(default)s)")
+_BATCH_SIZE = _flag("--batch-size", type=_positive(), default=16, help="images per pipeline call when generating, "
+                    "labelling or evaluating: speed and memory, not what is made (default: %(default)s)")
+_TRAIN_BATCH_SIZE = _flag("--train-batch-size", type=_positive(), help="examples per optimisation step; it changes "
+                          "what is learned (default: the trainer's own, 32 for train-model, 8 for train-decoder)")
+
+def _given(**kwargs) -> dict:
+    "The keyword arguments that were given (not None), so that a function's own default applies to the others."
+    return {k: v for k, v in kwargs.items() if v is not None}
+
 def _shapeworld(p):
     p.add_argument("--out", required=True, type=out_folder, help="output folder")
     p.add_argument("--split", default="test", choices=["pool", "train", "test"])
@@ -62,7 +82,6 @@ def _prompts(p):
     p.add_argument("--out", required=True, type=out_file, help="prompts file (JSONL)")
     p.add_argument("--dataset", default="shapeworld", choices=["shapeworld", "voc", "coco", "cityscapes", "nyu", "deepfashion"])
     p.add_argument("--n", type=_positive(), default=100, help="number of prompts")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--llm", action="store_true", help="ask a language model (OPENAI_API_KEY, OPENAI_BASE_URL)")
     p.add_argument("--llm-model", help="language model name (default gpt-4, or DATASETDM_LLM_MODEL); implies --llm")
     p.add_argument("--base-url", help="any OpenAI-compatible server, e.g. http://localhost:8000/v1; implies --llm")
@@ -71,10 +90,12 @@ def _prompts(p):
     p.add_argument("--append-classes", action="store_true", help="append the class names to each prompt")
     p.add_argument("--cache", type=out_file, help="LLM reply cache (default: beside --out)")
     def run(a):
-        from datasetdm_nb.prompting import prompts_command
-        path = prompts_command(a.dataset, a.n, a.out, a.llm, a.llm_model, a.base_url, a.seed, a.source,
-                               a.append_classes, a.cache)
-        print(f"wrote {a.n} prompts to {path}")
+        from datasetdm_nb.prompting import LLM, make_prompts, write_prompts
+        use_llm = a.llm or a.llm_model is not None or a.base_url is not None
+        llm = LLM(a.llm_model, a.base_url, cache=a.cache or a.out.with_suffix(".llm-cache.jsonl")) if use_llm else False
+        write_prompts(a.out, make_prompts(a.dataset, a.n, a.seed, llm, a.source, append_classes=a.append_classes,
+                                          progress=True))
+        print(f"wrote {a.n} prompts to {a.out}")
     return run
 
 def _train_model(p):
@@ -82,18 +103,16 @@ def _train_model(p):
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--init", help="start a new run from a pipeline's weights ('shapeworld': the shipped model, or a folder)")
     p.add_argument("--steps", type=_positive(), default=100_000, help="UNet training steps in all")
-    p.add_argument("--batch-size", type=_positive(), default=32)
     p.add_argument("--n", type=_positive(), default=30_000, help="pool scenes to learn from")
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this long; resume later")
     p.add_argument("--lr", type=_positive(float), default=5e-4, help="learning rate (lower it when resuming to anneal)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--vae-decoder-steps", type=_positive(), help="then train the VAE decoder alone, up to this many "
                    "steps (the encoder and UNet untouched; resumable)")
     p.add_argument("--export", type=out_folder, help="then write the EMA weights as a diffusers pipeline folder here")
     def run(a):
         from datasetdm_nb.models import export_pipeline, train_model, train_vae_decoder
-        train_model(a.out, resume=a.resume, init=a.init, steps=a.steps, batch_size=a.batch_size, n=a.n, max_minutes=a.max_minutes,
-                    lr=a.lr, seed=a.seed)
+        train_model(a.out, resume=a.resume, init=a.init, steps=a.steps, n=a.n, max_minutes=a.max_minutes, lr=a.lr,
+                    seed=a.seed, **_given(batch_size=a.train_batch_size))
         if a.vae_decoder_steps: train_vae_decoder(a.out, steps=a.vae_decoder_steps, max_minutes=a.max_minutes)
         if a.export: print(f"pipeline written to {export_pipeline(a.out, a.export)}")
     return run
@@ -101,16 +120,19 @@ def _train_model(p):
 def _attention(p):
     p.add_argument("prompt", help="the prompt whose words to map")
     p.add_argument("--out", required=True, type=out_file, help="sheet (PNG)")
-    p.add_argument("--model", default="shapeworld", help="diffusion model: 'shapeworld', a diffusers id or a folder")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=_positive(), default=20, help="denoising steps")
     p.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
-    p.add_argument("--device", default="cpu")
     def run(a):
-        from datasetdm_nb.attention import attention_sheet
-        path = attention_sheet(a.prompt, out=a.out, model=a.model, seed=a.seed, steps=a.steps,
-                               guidance_scale=a.guidance, device=a.device)
-        print(f"heat maps of {a.prompt!r}: {path}")
+        import matplotlib.pyplot as plt
+        from datasetdm_nb.attention import heat_map_figure
+        from datasetdm_nb.models import load_pipeline
+        from datasetdm_nb.widgets import generate_with_maps
+        pipe = load_pipeline(a.model, device=a.device)
+        image, bundles = generate_with_maps(pipe, a.prompt, a.seed, a.steps, capture_steps=-1, guidance_scale=a.guidance)
+        fig = heat_map_figure(image, bundles[max(bundles)])   # the last step's maps
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(a.out, dpi=100); plt.close(fig)
+        print(f"heat maps of {a.prompt!r}: {a.out}")
     return run
 
 def _train_decoder(p):
@@ -119,34 +141,28 @@ def _train_decoder(p):
     p.add_argument("--data", default="shapeworld", help="labelled dataset folder (any layout the loaders read) or 'shapeworld'")
     p.add_argument("--n", type=_positive(), default=100, help="labelled images to learn from")
     p.add_argument("--epochs", type=_positive(), help="default: the task's own")
-    p.add_argument("--model", default="shapeworld", help="diffusion model whose features the decoder reads")
-    p.add_argument("--batch-size", type=_positive(), default=8)
     p.add_argument("--val-n", type=int, default=50, help="held-out images evaluated after training")
     p.add_argument("--cache", type=out_folder, help="feature cache folder (reused by later runs)")
     p.add_argument("--finetune", action="store_true", help="also train an existing trunk")
     p.add_argument("--vae-features", nargs="+", metavar="H", type=lambda h: h if h == "none" else _positive()(h), help="heights of VAE-decoder features to read, or 'none' "
                    "(default: 2x and 4x the latent grid)")
     p.add_argument("--no-augment", action="store_true", help="no mirrored copies")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
     def run(a):
         from datasetdm_nb.decoder_training import train_decoder
         vae = None if a.vae_features is None else [h for h in a.vae_features if h != "none"]
-        _, log = train_decoder(a.task, a.data, a.n, a.epochs, a.out, model=a.model, batch_size=a.batch_size,
-                               val_n=a.val_n, cache_dir=a.cache, finetune=a.finetune, augment=not a.no_augment,
-                               seed=a.seed, device=a.device, vae_features=vae)
+        _, log = train_decoder(a.task, a.data, a.n, a.epochs, a.out, model=a.model, val_n=a.val_n, cache_dir=a.cache,
+                               finetune=a.finetune, augment=not a.no_augment, seed=a.seed, device=a.device,
+                               vae_features=vae, **_given(batch_size=a.train_batch_size))
         print(f"decoder in {a.out}, trained in {log['train_seconds']:.0f} s; held-out: {_metrics(log['val_metrics'])}")
     return run
 
 def _metrics(m: dict) -> str:
-    return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items() if k != "IoU")
+    return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items() if not isinstance(v, list))
 
 def _evaluate(p):
     p.add_argument("--decoder", default="shapeworld", help="decoder folder ('shapeworld': the shipped one)")
     p.add_argument("--data", default="shapeworld", help="labelled dataset folder or 'shapeworld' (its test split)")
     p.add_argument("--n", type=_positive(), help="first N samples (default: all; ShapeWorld: 200)")
-    p.add_argument("--model", default="shapeworld")
-    p.add_argument("--batch-size", type=_positive(), default=16)
     def run(a):
         from datasetdm_nb.decoder_training import evaluate
         print(_metrics(evaluate(a.decoder, a.data, a.n, a.model, batch_size=a.batch_size)))
@@ -156,9 +172,7 @@ def _label(p):
     p.add_argument("images", nargs="+", type=Path, help="image files to label")
     p.add_argument("--out", required=True, type=out_folder, help="dataset folder to write")
     p.add_argument("--decoder", default="shapeworld")
-    p.add_argument("--model", default="shapeworld")
     p.add_argument("--prompt", help="caption for every image (default: a prompt naming the decoder's classes)")
-    p.add_argument("--batch-size", type=_positive(), default=16)
     def run(a):
         from datasetdm_nb.decoder_training import label_images
         prompts = [a.prompt] * len(a.images) if a.prompt else None
@@ -168,15 +182,11 @@ def _label(p):
 
 def _generate(p):
     p.add_argument("--out", required=True, type=out_folder, help="dataset folder (an interrupted run resumes)")
-    p.add_argument("--model", default="shapeworld", help="diffusion model: 'shapeworld', a diffusers id or a folder")
     p.add_argument("--decoder", default="shapeworld", help="decoder folder ('shapeworld': the shipped one)")
     p.add_argument("--prompts", type=Path, help="prompts JSONL from `datasetdm prompts` (default: ShapeWorld captions)")
     p.add_argument("--n", type=_positive(), default=100, help="number of samples (prompts are cycled)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=_positive(), default=8)
     p.add_argument("--steps", type=_positive(), default=25, help="denoising steps")
     p.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale")
-    p.add_argument("--device", default="cpu")
     p.add_argument("--min-confidence", type=float, default=0.0, help="samples below it are flagged (or dropped)")
     p.add_argument("--qc", choices=["flag", "drop"], default="flag", help="what to do with low-confidence samples")
     def run(a):
@@ -190,12 +200,60 @@ def _generate(p):
         print(f"{m['counts']['images']} labelled images in {a.out}")
     return run
 
+def _train_downstream(p):
+    p.add_argument("--out", required=True, type=out_folder, help="run folder (an interrupted run resumes)")
+    p.add_argument("--task", default="semantic", help="semantic, instance, depth, keypoints or parts")
+    p.add_argument("--data", nargs="*", default=[], metavar="SOURCE", help="training sources NAME[:N][@START]: "
+                   "'shapeworld' (train split) or a dataset folder, N samples from START, e.g. shapeworld:100 syn:1000")
+    p.add_argument("--mosaic-data", nargs="*", default=[], metavar="SOURCE", help="sources spliced into 2 x 2 mosaics")
+    p.add_argument("--steps", type=_positive(), default=2500, help="optimisation steps")
+    p.add_argument("--lr", type=_positive(float), default=2e-3)
+    p.add_argument("--pretrained", help="start from a checkpoint (hub id or folder), e.g. nvidia/mit-b0 for Segformer")
+    p.add_argument("--size", type=_positive(), help="image size the model reads (default: the first sample's)")
+    def run(a):
+        from datasetdm_nb.downstream import train_downstream
+        log = train_downstream(a.task, a.data, a.out, steps=a.steps, lr=a.lr, seed=a.seed, pretrained=a.pretrained,
+                               size=a.size, mosaic_data=a.mosaic_data, device=a.device,
+                               **_given(batch_size=a.train_batch_size))
+        print(f"{log['model']} ({log['parameters'] / 1e6:.2f}M parameters) trained on {log['samples']} samples "
+              f"for {a.steps} steps in {log['seconds']:.0f} s: {a.out}")
+    return run
+
+def _evaluate_downstream(p):
+    p.add_argument("folder", type=Path, metavar="RUN", help="run folder written by train-downstream")
+    p.add_argument("--data", default="shapeworld/test:200", metavar="SOURCE", help="labelled source (default: %(default)s)")
+    def run(a):
+        from datasetdm_nb.downstream import evaluate_downstream
+        print(_metrics(evaluate_downstream(a.folder, a.data, batch_size=a.batch_size, device=a.device)))
+    return run
+
+def _experiment(p):
+    p.add_argument("--out", required=True, type=out_folder, help="folder of the runs and results.jsonl (resumes)")
+    p.add_argument("--task", default="semantic", help="semantic, instance, depth, keypoints or parts")
+    p.add_argument("--synthetic", required=True, help="dataset folder of generated images (from `datasetdm generate`)")
+    p.add_argument("--n", type=_positive(), default=1000, help="synthetic (and extra real) images in the arms")
+    p.add_argument("--real", default="shapeworld:100", metavar="SOURCE", help="the few-shot real source (default: %(default)s)")
+    p.add_argument("--test", default="shapeworld/test:200", metavar="SOURCE", help="labelled test source (default: %(default)s)")
+    p.add_argument("--seeds", type=_positive(), default=3, help="seeds per arm")
+    p.add_argument("--steps", type=_positive(), default=2500, help="optimisation steps of every run")
+    p.add_argument("--mosaic", action="store_true", help="splice the synthetic images into mosaics")
+    p.add_argument("--workers", type=_positive(), default=2, help="runs side by side (one thread each)")
+    def run(a):
+        from datasetdm_nb.downstream import experiment_arms, run_experiment, summarize
+        from datasetdm_nb.tasks import get_task
+        arms = experiment_arms(a.synthetic, a.n, real=a.real, mosaic=a.mosaic)
+        rows = run_experiment(a.task, arms, a.out, seeds=tuple(range(a.seeds)), steps=a.steps, test=a.test,
+                              workers=a.workers, **_given(batch_size=a.train_batch_size))
+        metric = get_task(a.task).headline
+        for arm, (mean, sd, n) in summarize(rows, metric).items():
+            print(f"{arm:16s} {metric} {mean:.3f} +- {sd:.3f} ({n} seeds)")
+    return run
+
 def _demo(p):
     p.add_argument("--out", type=out_folder, default=Path("demo_out"), help="output folder")
     p.add_argument("--n", type=_positive(), help="labelled images to generate (default 400; --quick: 64)")
     p.add_argument("--steps", type=_positive(), help="downstream training steps (default 2500; --quick: 800)")
     p.add_argument("--quick", action="store_true", help="a small run that proves the plumbing in a few minutes")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train", action="store_true", help="first retrain the decoder from 100 labelled scenes")
     def run(a):
         from datasetdm_nb.downstream import run_demo
@@ -204,17 +262,27 @@ def _demo(p):
         print(f"report: {report.resolve()}")
     return run
 
-COMMANDS = {
-    "shapeworld": (_shapeworld, "render ShapeWorld scenes with exact labels to a dataset folder"),
-    "train-model": (_train_model, "train the ShapeWorld diffusion model (resumable)"),
-    "prompts": (_prompts, "write diverse prompts (offline templates, ShapeWorld captions, or an LLM)"),
-    "attention": (_attention, "generate an image and write a sheet of per-word cross-attention heat maps"),
-    "train-decoder": (_train_decoder, "train the perception decoder on a few labelled images"),
-    "evaluate": (_evaluate, "print a decoder's metrics on a labelled dataset"),
-    "label": (_label, "label images with a trained decoder, written as a dataset"),
-    "generate": (_generate, "generate a labelled dataset: images with masks, instances, depth and keypoints"),
-    "demo": (_demo, "run the main job on the embedded default"),
+COMMANDS = {   # name: (add its own arguments, help, the shared flags it takes)
+    "shapeworld": (_shapeworld, "render ShapeWorld scenes with exact labels to a dataset folder", []),
+    "train-model": (_train_model, "train the ShapeWorld diffusion model (resumable)", [_SEED, _TRAIN_BATCH_SIZE]),
+    "prompts": (_prompts, "write diverse prompts (offline templates, ShapeWorld captions, or an LLM)", [_SEED]),
+    "attention": (_attention, "generate an image and write a sheet of per-word cross-attention heat maps",
+                  [_MODEL, _SEED, _DEVICE]),
+    "train-decoder": (_train_decoder, "train the perception decoder on a few labelled images",
+                      [_MODEL, _SEED, _DEVICE, _TRAIN_BATCH_SIZE]),
+    "evaluate": (_evaluate, "print a decoder's metrics on a labelled dataset", [_MODEL, _BATCH_SIZE]),
+    "label": (_label, "label images with a trained decoder, written as a dataset", [_MODEL, _BATCH_SIZE]),
+    "generate": (_generate, "generate a labelled dataset: images with masks, instances, depth and keypoints",
+                 [_MODEL, _SEED, _DEVICE, _BATCH_SIZE]),
+    "train-downstream": (_train_downstream, "train a task's downstream model on any mix of real and synthetic data",
+                         [_SEED, _DEVICE, _TRAIN_BATCH_SIZE]),
+    "evaluate-downstream": (_evaluate_downstream, "print a downstream model's metrics on a labelled source",
+                            [_DEVICE, _BATCH_SIZE]),
+    "experiment": (_experiment, "the downstream experiment: real, real + synthetic, synthetic, real + more real",
+                   [_TRAIN_BATCH_SIZE]),
+    "demo": (_demo, "run the whole pipeline on the embedded default, ending in the downstream comparison", [_SEED]),
 }
+
 
 # %% ../nbs/08_cli.ipynb #ab899f65
 def build_parser() -> argparse.ArgumentParser:
@@ -222,8 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="datasetdm", description="DatasetDM, step by step: images with perception labels from a "
                      "text-to-image diffusion model.")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
-    for name, (add, help) in COMMANDS.items():
-        p = sub.add_parser(name, help=help, description=help)
+    for name, (add, help, shared) in COMMANDS.items():
+        p = sub.add_parser(name, help=help, description=help, parents=shared)
         p.set_defaults(run=add(p))
     return parser
 
@@ -244,3 +312,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("datasetdm: interrupted", file=sys.stderr); return 130
     return 0
+
+# %% ../nbs/08_cli.ipynb #96921ee0
+#| eval: false
+if __name__ == "__main__": sys.exit(main())

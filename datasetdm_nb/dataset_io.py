@@ -23,10 +23,11 @@ from .sample import Instance, Sample
 from .shapeworld import CLASSES, KEYPOINT_NAMES, PALETTE, SKELETON, shapeworld
 
 # %% auto #0
-__all__ = ['VOC_CLASSES', 'CITYSCAPES_CLASSES', 'CITYSCAPES_TRAIN_IDS', 'LAYOUTS', 'replace_folder', 'recover_folder',
-           'write_json', 'write_jsonl', 'read_json', 'read_jsonl', 'depth_to_uint16', 'instance_to_coco',
-           'decode_segmentation', 'instance_from_coco', 'library_versions', 'DatasetWriter', 'write_dataset',
-           'LazySamples', 'detect_layout', 'load_dataset', 'write_voc', 'write_coco', 'export_shapeworld']
+__all__ = ['VOC_CLASSES', 'CITYSCAPES_CLASSES', 'COCO_CLASSES', 'NYU40_CLASSES', 'DEEPFASHION_CLASSES', 'DISPLAY_NAMES',
+           'CITYSCAPES_TRAIN_IDS', 'LAYOUTS', 'replace_folder', 'recover_folder', 'write_json', 'write_jsonl',
+           'read_json', 'read_jsonl', 'depth_to_uint16', 'instance_to_coco', 'decode_segmentation',
+           'instance_from_coco', 'library_versions', 'DatasetWriter', 'write_dataset', 'display_name', 'LazySamples',
+           'detect_layout', 'load_dataset', 'write_voc', 'write_coco', 'export_shapeworld']
 
 # %% ../nbs/00a_dataset_io.ipynb #8f069237
 def _atomic(path: Path, write) -> None:
@@ -281,6 +282,30 @@ VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
 CITYSCAPES_CLASSES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
                       "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle",
                       "bicycle")
+COCO_CLASSES = (   # the 80 category names of COCO 2017, in id order
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow", "elephant",
+    "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard",
+    "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange", "broccoli",
+    "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant", "bed", "dining table", "toilet",
+    "tv", "laptop", "mouse", "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink",
+    "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush")
+NYU40_CLASSES = (   # NYU Depth v2's 40-class labels (Gupta et al.)
+    "background", "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf",
+    "picture", "counter", "blinds", "desk", "shelves", "curtain", "dresser", "pillow", "mirror", "floor mat",
+    "clothes", "ceiling", "books", "refrigerator", "television", "paper", "towel", "shower curtain", "box",
+    "whiteboard", "person", "night stand", "toilet", "sink", "lamp", "bathtub", "bag", "other structure",
+    "other furniture", "other prop")
+DEEPFASHION_CLASSES = ("background", "top", "outer", "skirt", "dress", "pants", "leggings", "headwear", "eyeglass",
+                       "neckwear", "belt", "footwear", "bag", "hair", "face", "skin", "ring", "wrist wearing",
+                       "socks", "gloves", "necklace", "rompers", "earrings", "tie")   # DeepFashion-MultiModal parsing
+# how text (prompts, captions) writes a class whose label is spelled otherwise; every other name is written as it is
+DISPLAY_NAMES = {"diningtable": "dining table", "pottedplant": "potted plant", "tvmonitor": "tv monitor"}
+
+def display_name(name: str) -> str:
+    "Class `name` as text writes it: VOC's 'diningtable' is 'dining table'."
+    return DISPLAY_NAMES.get(name, name)
 # Cityscapes label id -> train id (255 = ignore), from cityscapesScripts' labels.py
 CITYSCAPES_TRAIN_IDS = np.full(256, 255, np.uint8)
 CITYSCAPES_TRAIN_IDS[[7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33]] = np.arange(19)

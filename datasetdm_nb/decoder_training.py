@@ -15,19 +15,19 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .attention import FeatureBundle, capture, default_vae_features, unet_feature_channels, vae_feature_channels
-from .dataset_io import load_dataset, write_dataset
+from .attention import FeatureBundle, default_vae_features, unet_feature_channels, vae_feature_channels
+from .dataset_io import display_name, load_dataset, write_dataset
 from .decoder import (PerceptionDecoder, check_pipeline, class_text_embeddings, decoder_features, load_decoder,
                                   predict, to_sample)
-from .inversion import TIMESTEP, extract_features, native_size
-from .models import load_pipeline
+from .inversion import TIMESTEP, extract_features
+from .models import load_pipeline, training_process_state
 from .sample import class_prompt
-from .shapeworld import CLASSES, KEYPOINT_NAMES, PART_NAMES, SKELETON, shapeworld
-from .tasks import TASKS, parse_tasks
+from .shapeworld import KEYPOINT_NAMES, SKELETON, shapeworld
+from .tasks import parse_tasks
 
 # %% auto #0
 __all__ = ['fit', 'task_targets', 'evaluate_decoder', 'labelled_samples', 'new_decoder', 'train_decoder', 'evaluate',
-           'label_images', 'random_decoder']
+           'label_images']
 
 # %% ../nbs/04b_decoder_training.ipynb #a092cec0
 def fit(decoder, bundle: FeatureBundle, targets: dict, tasks, epochs: int, batch_size: int = 8, lr: float = 2e-3,
@@ -152,8 +152,7 @@ def train_decoder(task="semantic", data="shapeworld", n: int = 100, epochs: int 
     upsample_layers = (0 if vae_features else 1) if upsample_layers is None else upsample_layers
     bundle = extract_features(pipe, train, classes, cache_dir, timestep=timestep, method=method, layers=layers,
                               vae_features=vae_features, progress=progress)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
+    with training_process_state(seed, stop_on_signals=False):
         frozen = False
         if decoder is None:
             decoder = new_decoder(pipe, bundle, classes, train[0].keypoint_names, train[0].part_names, attention,
@@ -214,7 +213,8 @@ def label_images(images, out, decoder="shapeworld", model: str = "shapeworld", p
             arrays.append(np.asarray(Image.open(im).convert("RGB"))); names.append(str(im))
         else: arrays.append(np.asarray(im)); names.append(None)
     if not arrays: raise ValueError("no images to label")
-    prompts = list(prompts) if prompts is not None else [class_prompt(dec.config.classes[1:])] * len(arrays)
+    generic = class_prompt([display_name(c) for c in dec.config.classes[1:]])
+    prompts = list(prompts) if prompts is not None else [generic] * len(arrays)
     bundle = decoder_features(dec, pipe, list(zip(arrays, prompts)), batch_size=batch_size, progress=progress)
     preds = predict(dec, bundle, score_threshold=score_threshold)
     samples = [to_sample(dec, p, a, c, score_threshold, meta=dict(source=nm) if nm else {})
@@ -224,16 +224,3 @@ def label_images(images, out, decoder="shapeworld", model: str = "shapeworld", p
     skeleton = SKELETON if tuple(dec.config.keypoint_names) == KEYPOINT_NAMES else ()
     return write_dataset(samples, out, classes=dec.config.classes, keypoint_names=dec.config.keypoint_names,
                          skeleton=skeleton, made_with=made_with)
-
-# %% ../nbs/04b_decoder_training.ipynb #3ad8fae8
-def random_decoder(pipe, tasks=tuple(TASKS), classes=CLASSES, keypoint_names=KEYPOINT_NAMES,
-                   part_names=PART_NAMES) -> PerceptionDecoder:
-    """A decoder with random weights that `pipe` accepts at generation's last step: for plumbing tests and first
-    looks at the API (its labels mean nothing)."""
-    with capture(pipe, steps=-1, classes=classes) as cap:
-        pipe("a red star", num_inference_steps=3, output_type="np")
-    bundle = cap.bundle()
-    bundle.meta["image_size"] = native_size(pipe)
-    decoder = new_decoder(pipe, bundle, classes, keypoint_names, part_names, timestep_tolerance=1000)
-    for t in parse_tasks(tasks): decoder.add_head(t.name)
-    return decoder.eval()

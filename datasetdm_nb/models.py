@@ -5,21 +5,32 @@
 # %% ../nbs/01_models.ipynb #38d6bc9b
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
+import shutil
+import signal
+import threading
 import time
+from contextlib import contextmanager
+from importlib.resources import files
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
+# diffusers and transformers are imported where they are used: importing them takes seconds
+from .dataset_io import recover_folder, replace_folder
 from .shapeworld import CLASSES, COLORS, SIZES, caption_objects, shapeworld
 
 # %% auto #0
 __all__ = ['SHAPEWORLD_WORDS', 'MAX_TOKENS', 'SCHEDULE', 'ARCHITECTURES', 'PAIRS', 'PRESENCE_MIN_PIXELS', 'SD_UNET_CONFIGS',
            'shapeworld_tokenizer', 'vae_config', 'unet_config', 'text_config', 'shipped_tokenizer', 'build_pipeline',
-           'tiny_random_pipeline', 'count_parameters', 'shapeworld_model_path', 'load_pipeline', 'train_vae',
+           'count_parameters', 'shapeworld_model_path', 'load_pipeline', 'training_process_state', 'train_vae',
            'encode_latents', 'train_vae_decoder', 'train_model', 'export_pipeline', 'presence_target',
            'PresenceClassifier', 'train_presence_classifier', 'presence_accuracy', 'caption_verdicts',
            'prompt_fidelity', 'sd_unet_config', 'sd_unet']
@@ -78,33 +89,29 @@ def shipped_tokenizer():
     """The tokenizer shipped with the ShapeWorld model. `shapeworld_tokenizer()` trains an equivalent one, but BPE
     breaks ties between equally frequent pairs differently from run to run, so token ids would differ between
     processes; every pipeline of the family, and every training sitting, uses this saved one instead."""
-    from importlib.resources import files
     from transformers import CLIPTokenizer
     return CLIPTokenizer.from_pretrained(str(files("datasetdm_nb") / "weights" / "shapeworld" / "tokenizer"))
 
 def build_pipeline(vae_width: int = 32, unet_width: int = 64, text_width: int = 128, text_layers: int = 4,
                    layers_per_block: int = 1, heads: int = 4, seed: int = 0):
-    "A `StableDiffusionPipeline` of the ShapeWorld family with random weights."
+    "A `StableDiffusionPipeline` of the ShapeWorld family with random weights drawn from `seed` (the global RNG is left as it was)."
     from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
-    torch.manual_seed(seed)
     tokenizer = shipped_tokenizer()
-    text_encoder = CLIPTextModel(CLIPTextConfig(**text_config(len(tokenizer), text_width, text_layers, max(2, text_width // 32))))
-    unet = UNet2DConditionModel(**unet_config(unet_width, text_width, layers_per_block, heads))
-    vae = AutoencoderKL(**vae_config(vae_width))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        text_encoder = CLIPTextModel(CLIPTextConfig(**text_config(len(tokenizer), text_width, text_layers, max(2, text_width // 32))))
+        unet = UNet2DConditionModel(**unet_config(unet_width, text_width, layers_per_block, heads))
+        vae = AutoencoderKL(**vae_config(vae_width))
     scheduler = DPMSolverMultistepScheduler(**SCHEDULE)
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
-ARCHITECTURES = {  # build_pipeline arguments of the shipped model and of the tiny test model
+ARCHITECTURES = {  # build_pipeline arguments of the shipped model and of the tiny one (~0.5M parameters, for tests)
     "shapeworld": dict(vae_width=32, unet_width=64, text_width=128, text_layers=4, layers_per_block=1, heads=4),
     "tiny": dict(vae_width=8, unet_width=16, text_width=32, text_layers=2, layers_per_block=1, heads=2)}
-
-def tiny_random_pipeline(seed: int = 0):
-    "The ShapeWorld architecture scaled down (random weights, ~0.5M parameters): built in a second, for unit tests."
-    return build_pipeline(**ARCHITECTURES["tiny"], seed=seed)
 
 def count_parameters(module) -> int:
     "Number of parameters of a torch module."
@@ -113,13 +120,12 @@ def count_parameters(module) -> int:
 # %% ../nbs/01_models.ipynb #59fa46e3
 def shapeworld_model_path() -> Path:
     "The folder of the shipped ShapeWorld pipeline (diffusers layout)."
-    import datasetdm_nb
-    return Path(datasetdm_nb.__file__).parent / "weights" / "shapeworld"
+    return Path(str(files("datasetdm_nb"))) / "weights" / "shapeworld"
 
 def load_pipeline(model_id_or_path: str = "shapeworld", device: str = "cpu", dtype: torch.dtype = torch.float32):
     "A `StableDiffusionPipeline`: 'shapeworld' (shipped), 'tiny' (random, for tests), or any hub id / local folder."
     from diffusers import StableDiffusionPipeline
-    if model_id_or_path == "tiny": pipe = tiny_random_pipeline()
+    if model_id_or_path == "tiny": pipe = build_pipeline(**ARCHITECTURES["tiny"])
     else:
         path = shapeworld_model_path() if model_id_or_path == "shapeworld" else model_id_or_path
         if model_id_or_path == "shapeworld" and not (path / "model_index.json").exists():
@@ -146,52 +152,50 @@ class _Log:
     def write(self, **row):
         with open(self.path, "a") as f: f.write(json.dumps(dict(row, wall=round(self.wall(), 1), time=time.strftime("%Y-%m-%dT%H:%M:%S"))) + "\n")
 
-def _replace_folder(folder: Path, write):
-    "Replace `folder` by what `write(tmp)` writes into `folder`.tmp: a run killed at any moment keeps a complete copy."
-    import shutil
-    tmp = folder.with_name(folder.name + ".tmp")
-    write(tmp)
-    if folder.exists(): shutil.rmtree(folder)
-    tmp.rename(folder)
-
-def _recover_folder(folder: Path, last_file: str):
-    "Killed between `_replace_folder`'s last two steps, the new copy is the .tmp (complete once it has `last_file`)."
-    tmp = folder.with_name(folder.name + ".tmp")
-    if not folder.exists() and (tmp / last_file).exists(): tmp.rename(folder)
-
-def _stop_requested():
-    "A flag set by SIGTERM / SIGINT, so that training saves a checkpoint before it exits."
-    import signal
-    flag = {"stop": False}
-    def handler(signum, frame): flag["stop"] = True
-    try:
-        for sig in (signal.SIGTERM, signal.SIGINT): signal.signal(sig, handler)
-    except ValueError: pass   # not the main thread: no signal handling
-    return flag
+@contextmanager
+def training_process_state(seed: int | None = None, threads: int | None = None, stop_on_signals: bool = True):
+    """Inside the block: the global torch RNG (CPU, and CUDA once initialised) seeded with `seed`, `threads` torch
+    threads (each unchanged when None), and, with `stop_on_signals`, SIGTERM and SIGINT setting `.requested` of the
+    yielded flag instead of stopping the process (main thread only). On leaving, by returning or raising, the
+    previous RNG states, thread count and signal handlers are back."""
+    stop, handlers = SimpleNamespace(requested=False), {}
+    def request(signum, frame): stop.requested = True
+    threads_before = torch.get_num_threads()
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []):
+        try:
+            if stop_on_signals and threading.current_thread() is threading.main_thread():
+                for sig in (signal.SIGTERM, signal.SIGINT): handlers[sig] = signal.signal(sig, request)
+            if threads: torch.set_num_threads(threads)
+            if seed is not None: torch.manual_seed(seed)
+            yield stop
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, signal.SIG_DFL if handler is None else handler)   # None: installed outside Python
+            torch.set_num_threads(threads_before)
 
 # %% ../nbs/01_models.ipynb #78935171
 def train_vae(out, images: np.ndarray, arch: str = "shapeworld", steps: int = 1500, batch_size: int = 16,
               lr: float = 1e-3, kl_weight: float = 1e-6, seed: int = 0, log_every: int = 25, progress: bool = True):
     "Train the `AutoencoderKL` of `arch` on `images` (uint8 (n, 64, 64, 3)); save it to `out`/vae and return it."
     from diffusers import AutoencoderKL
-    from tqdm.auto import tqdm
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed); g = np.random.default_rng(seed)
-    vae = AutoencoderKL(**vae_config(ARCHITECTURES[arch]["vae_width"]))
-    opt = torch.optim.AdamW(vae.parameters(), lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / 100) * (0.1 + 0.9 * (1 + math.cos(math.pi * i / steps)) / 2))
-    log, running = _Log(out), []
-    for step in tqdm(range(steps), desc="VAE", disable=not progress):
-        x = _to_tensor(images[g.integers(len(images), size=batch_size)])
-        post = vae.encode(x).latent_dist
-        rec = vae.decode(post.sample()).sample
-        l1 = (rec - x).abs().mean()
-        loss = l1 + kl_weight * post.kl().mean()
-        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0); opt.step(); sched.step()
-        running.append(l1.item())
-        if (step + 1) % log_every == 0: log.write(stage="vae", step=step + 1, loss=float(np.mean(running))); running = []
-    vae.save_pretrained(out / "vae")
-    return vae
+    with training_process_state(seed, stop_on_signals=False):   # no checkpoint to save: Ctrl-C interrupts it
+        out = Path(out); out.mkdir(parents=True, exist_ok=True)
+        g = np.random.default_rng(seed)
+        vae = AutoencoderKL(**vae_config(ARCHITECTURES[arch]["vae_width"]))
+        opt = torch.optim.AdamW(vae.parameters(), lr, weight_decay=0.0)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / 100) * (0.1 + 0.9 * (1 + math.cos(math.pi * i / steps)) / 2))
+        log, running = _Log(out), []
+        for step in tqdm(range(steps), desc="VAE", disable=not progress):
+            x = _to_tensor(images[g.integers(len(images), size=batch_size)])
+            post = vae.encode(x).latent_dist
+            rec = vae.decode(post.sample()).sample
+            l1 = (rec - x).abs().mean()
+            loss = l1 + kl_weight * post.kl().mean()
+            opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0); opt.step(); sched.step()
+            running.append(l1.item())
+            if (step + 1) % log_every == 0: log.write(stage="vae", step=step + 1, loss=float(np.mean(running))); running = []
+        vae.save_pretrained(out / "vae")
+        return vae
 
 @torch.no_grad()
 def encode_latents(vae, images: np.ndarray, batch_size: int = 256):
@@ -217,46 +221,44 @@ def train_vae_decoder(run, steps: int = 6000, batch_size: int = 16, lr: float = 
     L1 on pixels and on pixel differences, from latents drawn from the cached latent distributions. When `steps` are
     done the decoder replaces `run`/vae; the latent space, and every UNet trained on it, stay valid."""
     from diffusers import AutoencoderKL
-    from safetensors.torch import load_file
-    from tqdm.auto import tqdm
-    if threads: torch.set_num_threads(threads)
-    run = Path(run); work = run / "vae_decoder"
-    if not (run / "latents.safetensors").exists(): raise FileNotFoundError(f"no latent cache in {run}: run train_model first")
-    _recover_folder(work, "state.json"); _recover_folder(run / "vae", "diffusion_pytorch_model.safetensors")
-    state = json.loads((work / "state.json").read_text()) if (work / "state.json").exists() else dict(step=0, elapsed=0.0)
-    if state["step"] >= steps: return run
-    vae = AutoencoderKL.from_pretrained(work / "vae" if (work / "state.json").exists() else run / "vae")
-    images, _ = _pool(json.loads((run / "settings.json").read_text())["n"], workers=workers)
-    lat = load_file(run / "latents.safetensors"); mean, std = lat["mean"], lat["std"]
-    vae.requires_grad_(False)
-    params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
-    for p in params: p.requires_grad_(True)
-    opt = torch.optim.AdamW(params, lr, weight_decay=0.0)
-    if (work / "optimizer.pt").exists(): opt.load_state_dict(torch.load(work / "optimizer.pt", weights_only=True))
-    rate = lambda i: lr * min(1.0, (i + 1) / 100) * (0.1 + 0.9 * (1 + math.cos(math.pi * min(i, steps) / steps)) / 2)
-    step, log, flag, t_start = state["step"], _Log(run, state["elapsed"]), _stop_requested(), time.time()
-    rng = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    def write(tmp):
-        vae.save_pretrained(tmp / "vae"); torch.save(opt.state_dict(), tmp / "optimizer.pt")
-        (tmp / "state.json").write_text(json.dumps(dict(step=step, elapsed=log.wall())))
-    save = lambda: _replace_folder(work, write)
-    vae.train(); last_save, running = time.time(), []
-    for _ in tqdm(range(step, steps), desc="VAE decoder", disable=not progress):
-        if flag["stop"] or (max_minutes is not None and time.time() - t_start > 60 * max_minutes): break
-        idx = torch.randint(len(mean), (batch_size,), generator=rng)
-        z = mean[idx].float() + std[idx].float() * torch.randn(batch_size, *mean.shape[1:], generator=rng)
-        x, rec = _to_tensor(images[idx.numpy()]), vae.decode(z).sample
-        l1 = (rec - x).abs().mean()
-        loss = l1 + edge_weight * _edge_l1(rec, x)
-        for g in opt.param_groups: g["lr"] = rate(step)
-        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
-        step += 1; running.append(l1.item())
-        if step % log_every == 0: log.write(stage="vae_decoder", step=step, loss=float(np.mean(running))); running = []
-        if time.time() - last_save > 60 * checkpoint_minutes: save(); last_save = time.time()
-    save()
-    if step >= steps:   # done: the sharper decoder becomes the run's VAE
-        vae.eval(); _replace_folder(run / "vae", vae.save_pretrained)
-    return run
+    with training_process_state(threads=threads) as stop:
+        run = Path(run); work = run / "vae_decoder"
+        if not (run / "latents.safetensors").exists(): raise FileNotFoundError(f"no latent cache in {run}: run train_model first")
+        recover_folder(work, "state.json"); recover_folder(run / "vae", "diffusion_pytorch_model.safetensors")
+        state = json.loads((work / "state.json").read_text()) if (work / "state.json").exists() else dict(step=0, elapsed=0.0)
+        if state["step"] >= steps: return run
+        vae = AutoencoderKL.from_pretrained(work / "vae" if (work / "state.json").exists() else run / "vae")
+        images, _ = _pool(json.loads((run / "settings.json").read_text())["n"], workers=workers)
+        lat = load_file(run / "latents.safetensors"); mean, std = lat["mean"], lat["std"]
+        vae.requires_grad_(False)
+        params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
+        for p in params: p.requires_grad_(True)
+        opt = torch.optim.AdamW(params, lr, weight_decay=0.0)
+        if (work / "optimizer.pt").exists(): opt.load_state_dict(torch.load(work / "optimizer.pt", weights_only=True))
+        rate = lambda i: lr * min(1.0, (i + 1) / 100) * (0.1 + 0.9 * (1 + math.cos(math.pi * min(i, steps) / steps)) / 2)
+        step, log, t_start = state["step"], _Log(run, state["elapsed"]), time.time()
+        rng = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        def write(tmp):
+            vae.save_pretrained(tmp / "vae"); torch.save(opt.state_dict(), tmp / "optimizer.pt")
+            (tmp / "state.json").write_text(json.dumps(dict(step=step, elapsed=log.wall())))
+        save = lambda: replace_folder(work, write, "state.json")
+        vae.train(); last_save, running = time.time(), []
+        for _ in tqdm(range(step, steps), desc="VAE decoder", disable=not progress):
+            if stop.requested or (max_minutes is not None and time.time() - t_start > 60 * max_minutes): break
+            idx = torch.randint(len(mean), (batch_size,), generator=rng)
+            z = mean[idx].float() + std[idx].float() * torch.randn(batch_size, *mean.shape[1:], generator=rng)
+            x, rec = _to_tensor(images[idx.numpy()]), vae.decode(z).sample
+            l1 = (rec - x).abs().mean()
+            loss = l1 + edge_weight * _edge_l1(rec, x)
+            for g in opt.param_groups: g["lr"] = rate(step)
+            opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
+            step += 1; running.append(l1.item())
+            if step % log_every == 0: log.write(stage="vae_decoder", step=step, loss=float(np.mean(running))); running = []
+            if time.time() - last_save > 60 * checkpoint_minutes: save(); last_save = time.time()
+        save()
+        if step >= steps:   # done: the sharper decoder becomes the run's VAE
+            vae.eval(); replace_folder(run / "vae", vae.save_pretrained, "diffusion_pytorch_model.safetensors")
+        return run
 
 # %% ../nbs/01_models.ipynb #d76214af
 def _ema_update(ema, model, step: int, decay: float):
@@ -277,7 +279,7 @@ def _save_checkpoint(ckpt: Path, unet, text_encoder, ema_unet, ema_text, opt, st
             m.save_pretrained(tmp / name)
         torch.save(opt.state_dict(), tmp / "optimizer.pt")
         (tmp / "state.json").write_text(json.dumps(state, indent=1))   # written last: marks the copy complete
-    _replace_folder(ckpt, write)   # the old checkpoint is replaced only by a complete new one
+    replace_folder(ckpt, write, "state.json")   # the old checkpoint is replaced only by a complete new one
 
 # %% ../nbs/01_models.ipynb #699fa107
 def _pipeline_folder(model: str) -> Path:
@@ -294,95 +296,91 @@ def train_model(out, resume: bool = False, init: str | None = None, arch: str = 
     """Train the ShapeWorld diffusion model in run folder `out` (VAE, then UNet + text encoder); `resume` continues it.
     `init` (a pipeline folder, or 'shapeworld') starts a run from exported weights: its VAE, UNet, text encoder,
     step count and loss log, with a fresh optimiser."""
-    if threads: torch.set_num_threads(threads)   # 1 thread: on shared cores, 2 threads ran 3-4x slower, not faster
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel
-    from tqdm.auto import tqdm
-    import copy, shutil
-    out = Path(out); ckpt = out / "checkpoint"
-    if out.exists() and any(out.iterdir()) and not resume:
-        raise FileExistsError(f"{out} is not empty; pass resume=True (--resume) to continue that run")
-    init = None if init is None else _pipeline_folder(init)
-    out.mkdir(parents=True, exist_ok=True)
-    settings = dict(arch=arch, n=n, vae_steps=vae_steps, vae_batch_size=vae_batch_size, batch_size=batch_size, lr=lr, caption_dropout=caption_dropout,
-                    ema_decay=ema_decay, seed=seed)
-    if (out / "settings.json").exists(): settings = json.loads((out / "settings.json").read_text())
-    elif init is not None and (init / "training.json").exists():   # the data the exported model learned from
-        settings |= {k: v for k, v in json.loads((init / "training.json").read_text()).items() if k in ("arch", "n", "seed")}
-    settings |= {"batch_size": batch_size, "lr": lr}
-    (out / "settings.json").write_text(json.dumps(settings, indent=1))
-    arch, n, seed = settings["arch"], settings["n"], settings["seed"]
-    t_start, flag = time.time(), _stop_requested()
-    if init is not None and not (out / "vae").exists():   # the exported VAE (and its latent scale) and the loss log so far
-        AutoencoderKL.from_pretrained(init / "vae").float().save_pretrained(out / "vae")
-        if (init / "training_log.jsonl").exists(): shutil.copy(init / "training_log.jsonl", out / "log.jsonl")
-    # stage 1: the VAE, and the latent cache
-    if not (out / "latents.safetensors").exists():
-        from safetensors.torch import save_file
-        images, captions = _pool(n, workers=workers)
-        vae = (AutoencoderKL.from_pretrained(out / "vae") if (out / "vae").exists()
-               else train_vae(out, images, arch, settings["vae_steps"], settings["vae_batch_size"], seed=seed, log_every=log_every, progress=progress))
-        mean, std = encode_latents(vae, images)
-        if vae.config.scaling_factor == 1.0:   # not set yet: scale the latents to unit variance
-            vae.register_to_config(scaling_factor=float(1 / mean.float().std())); vae.save_pretrained(out / "vae")
-        save_file(dict(mean=mean, std=std), out / "latents.safetensors")
-        (out / "captions.json").write_text(json.dumps(captions))
-    from safetensors.torch import load_file
-    lat = load_file(out / "latents.safetensors"); mean, std = lat["mean"], lat["std"]
-    captions = json.loads((out / "captions.json").read_text())
-    scale = AutoencoderKL.load_config(out / "vae")["scaling_factor"]
-    # stage 2: UNet + text encoder
-    tokenizer = shipped_tokenizer()   # the ids the shipped text encoder learned, in every sitting of every run
-    ids = tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
-    empty = tokenizer("", padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids[0]
-    noise_sched = DDPMScheduler(**SCHEDULE)
-    _recover_folder(ckpt, "state.json")
-    resumed = ckpt.exists()
-    if resumed:
-        unet, text = UNet2DConditionModel.from_pretrained(ckpt / "unet"), CLIPTextModel.from_pretrained(ckpt / "text_encoder")
-        ema_unet = UNet2DConditionModel.from_pretrained(ckpt / "ema_unet")
-        ema_text = CLIPTextModel.from_pretrained(ckpt / "ema_text_encoder")
-        state = json.loads((ckpt / "state.json").read_text())
-    elif init is not None:
-        unet = UNet2DConditionModel.from_pretrained(init / "unet").float()
-        text = CLIPTextModel.from_pretrained(init / "text_encoder").float()
-        ema_unet, ema_text = copy.deepcopy(unet), copy.deepcopy(text)
-        done = json.loads((init / "training.json").read_text()) if (init / "training.json").exists() else {}
-        state = dict(step=done.get("step", 0), elapsed=done.get("elapsed", 0.0))
-    else:
-        pipe = build_pipeline(**ARCHITECTURES[arch], seed=seed)
-        unet, text = pipe.unet, pipe.text_encoder
-        ema_unet, ema_text = copy.deepcopy(unet), copy.deepcopy(text)
-        state = dict(step=0, elapsed=0.0)
-    params = list(unet.parameters()) + list(text.parameters())
-    opt = torch.optim.AdamW(params, lr, betas=(0.9, 0.99), weight_decay=0.01)
-    if resumed: opt.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
-    for gr in opt.param_groups: gr["lr"] = lr
-    unet.train(); text.train(); ema_unet.requires_grad_(False); ema_text.requires_grad_(False)
-    step, log = state["step"], _Log(out, state["elapsed"])
-    warm_from = 0 if resumed else step   # a fresh optimiser warms up, also on exported weights
-    rng = torch.Generator().manual_seed(seed * 1_000_003 + step)   # a fresh, reproducible data order per sitting
-    save = lambda: _save_checkpoint(ckpt, unet, text, ema_unet, ema_text, opt, dict(step=step, elapsed=log.wall()))
-    last_save, running, bar = time.time(), [], tqdm(total=steps, initial=step, desc="UNet", disable=not progress)
-    while step < steps and not flag["stop"]:
-        if max_minutes is not None and time.time() - t_start > 60 * max_minutes: break
-        idx = torch.randint(len(mean), (batch_size,), generator=rng)
-        x0 = (mean[idx].float() + std[idx].float() * torch.randn(batch_size, *mean.shape[1:], generator=rng)) * scale
-        tok = ids[idx].clone()
-        tok[torch.rand(batch_size, generator=rng) < caption_dropout] = empty
-        noise = torch.randn(x0.shape, generator=rng)
-        t = torch.randint(0, noise_sched.config.num_train_timesteps, (batch_size,), generator=rng)
-        pred = unet(noise_sched.add_noise(x0, noise, t), t, text(tok)[0]).sample
-        loss = ((pred - noise).pow(2).mean((1, 2, 3)) * _min_snr_weight(noise_sched, t)).mean()
-        opt.zero_grad(); loss.backward()
-        for gr in opt.param_groups: gr["lr"] = lr * min(1.0, (step - warm_from + 1) / 250)   # warm-up
-        torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
-        _ema_update(ema_unet, unet, step, ema_decay); _ema_update(ema_text, text, step, ema_decay)
-        step += 1; running.append(loss.item()); bar.update()
-        if step % log_every == 0: log.write(stage="unet", step=step, loss=float(np.mean(running)), lr=lr); running = []
-        if time.time() - last_save > 60 * checkpoint_minutes: save(); last_save = time.time()
-    save(); bar.close()
-    return out
+    with training_process_state(threads=threads) as stop:   # 1 thread: on shared cores, 2 ran 3-4x slower, not faster
+        out = Path(out); ckpt = out / "checkpoint"
+        if out.exists() and any(out.iterdir()) and not resume:
+            raise FileExistsError(f"{out} is not empty; pass resume=True (--resume) to continue that run")
+        init = None if init is None else _pipeline_folder(init)
+        out.mkdir(parents=True, exist_ok=True)
+        settings = dict(arch=arch, n=n, vae_steps=vae_steps, vae_batch_size=vae_batch_size, batch_size=batch_size, lr=lr, caption_dropout=caption_dropout,
+                        ema_decay=ema_decay, seed=seed)
+        if (out / "settings.json").exists(): settings = json.loads((out / "settings.json").read_text())
+        elif init is not None and (init / "training.json").exists():   # the data the exported model learned from
+            settings |= {k: v for k, v in json.loads((init / "training.json").read_text()).items() if k in ("arch", "n", "seed")}
+        settings |= {"batch_size": batch_size, "lr": lr}
+        (out / "settings.json").write_text(json.dumps(settings, indent=1))
+        arch, n, seed = settings["arch"], settings["n"], settings["seed"]
+        t_start = time.time()
+        if init is not None and not (out / "vae").exists():   # the exported VAE (and its latent scale) and the loss log so far
+            AutoencoderKL.from_pretrained(init / "vae").float().save_pretrained(out / "vae")
+            if (init / "training_log.jsonl").exists(): shutil.copy(init / "training_log.jsonl", out / "log.jsonl")
+        # stage 1: the VAE, and the latent cache
+        if not (out / "latents.safetensors").exists():
+            images, captions = _pool(n, workers=workers)
+            vae = (AutoencoderKL.from_pretrained(out / "vae") if (out / "vae").exists()
+                   else train_vae(out, images, arch, settings["vae_steps"], settings["vae_batch_size"], seed=seed, log_every=log_every, progress=progress))
+            mean, std = encode_latents(vae, images)
+            if vae.config.scaling_factor == 1.0:   # not set yet: scale the latents to unit variance
+                vae.register_to_config(scaling_factor=float(1 / mean.float().std())); vae.save_pretrained(out / "vae")
+            save_file(dict(mean=mean, std=std), out / "latents.safetensors")
+            (out / "captions.json").write_text(json.dumps(captions))
+        lat = load_file(out / "latents.safetensors"); mean, std = lat["mean"], lat["std"]
+        captions = json.loads((out / "captions.json").read_text())
+        scale = AutoencoderKL.load_config(out / "vae")["scaling_factor"]
+        # stage 2: UNet + text encoder
+        tokenizer = shipped_tokenizer()   # the ids the shipped text encoder learned, in every sitting of every run
+        ids = tokenizer(captions, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
+        empty = tokenizer("", padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids[0]
+        noise_sched = DDPMScheduler(**SCHEDULE)
+        recover_folder(ckpt, "state.json")
+        resumed = ckpt.exists()
+        if resumed:
+            unet, text = UNet2DConditionModel.from_pretrained(ckpt / "unet"), CLIPTextModel.from_pretrained(ckpt / "text_encoder")
+            ema_unet = UNet2DConditionModel.from_pretrained(ckpt / "ema_unet")
+            ema_text = CLIPTextModel.from_pretrained(ckpt / "ema_text_encoder")
+            state = json.loads((ckpt / "state.json").read_text())
+        elif init is not None:
+            unet = UNet2DConditionModel.from_pretrained(init / "unet").float()
+            text = CLIPTextModel.from_pretrained(init / "text_encoder").float()
+            ema_unet, ema_text = copy.deepcopy(unet), copy.deepcopy(text)
+            done = json.loads((init / "training.json").read_text()) if (init / "training.json").exists() else {}
+            state = dict(step=done.get("step", 0), elapsed=done.get("elapsed", 0.0))
+        else:
+            pipe = build_pipeline(**ARCHITECTURES[arch], seed=seed)
+            unet, text = pipe.unet, pipe.text_encoder
+            ema_unet, ema_text = copy.deepcopy(unet), copy.deepcopy(text)
+            state = dict(step=0, elapsed=0.0)
+        params = list(unet.parameters()) + list(text.parameters())
+        opt = torch.optim.AdamW(params, lr, betas=(0.9, 0.99), weight_decay=0.01)
+        if resumed: opt.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
+        for gr in opt.param_groups: gr["lr"] = lr
+        unet.train(); text.train(); ema_unet.requires_grad_(False); ema_text.requires_grad_(False)
+        step, log = state["step"], _Log(out, state["elapsed"])
+        warm_from = 0 if resumed else step   # a fresh optimiser warms up, also on exported weights
+        rng = torch.Generator().manual_seed(seed * 1_000_003 + step)   # a fresh, reproducible data order per sitting
+        save = lambda: _save_checkpoint(ckpt, unet, text, ema_unet, ema_text, opt, dict(step=step, elapsed=log.wall()))
+        last_save, running, bar = time.time(), [], tqdm(total=steps, initial=step, desc="UNet", disable=not progress)
+        while step < steps and not stop.requested:
+            if max_minutes is not None and time.time() - t_start > 60 * max_minutes: break
+            idx = torch.randint(len(mean), (batch_size,), generator=rng)
+            x0 = (mean[idx].float() + std[idx].float() * torch.randn(batch_size, *mean.shape[1:], generator=rng)) * scale
+            tok = ids[idx].clone()
+            tok[torch.rand(batch_size, generator=rng) < caption_dropout] = empty
+            noise = torch.randn(x0.shape, generator=rng)
+            t = torch.randint(0, noise_sched.config.num_train_timesteps, (batch_size,), generator=rng)
+            pred = unet(noise_sched.add_noise(x0, noise, t), t, text(tok)[0]).sample
+            loss = ((pred - noise).pow(2).mean((1, 2, 3)) * _min_snr_weight(noise_sched, t)).mean()
+            opt.zero_grad(); loss.backward()
+            for gr in opt.param_groups: gr["lr"] = lr * min(1.0, (step - warm_from + 1) / 250)   # warm-up
+            torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
+            _ema_update(ema_unet, unet, step, ema_decay); _ema_update(ema_text, text, step, ema_decay)
+            step += 1; running.append(loss.item()); bar.update()
+            if step % log_every == 0: log.write(stage="unet", step=step, loss=float(np.mean(running)), lr=lr); running = []
+            if time.time() - last_save > 60 * checkpoint_minutes: save(); last_save = time.time()
+        save(); bar.close()
+        return out
 
 # %% ../nbs/01_models.ipynb #e20cc706
 def export_pipeline(run, out, ema: bool = True, fp16: bool = True) -> Path:
@@ -401,7 +399,7 @@ def export_pipeline(run, out, ema: bool = True, fp16: bool = True) -> Path:
         requires_safety_checker=False)
     if fp16: pipe.to(torch.float16)
     pipe.save_pretrained(out, safe_serialization=True)
-    import shutil; shutil.copy(run / "log.jsonl", out / "training_log.jsonl")
+    shutil.copy(run / "log.jsonl", out / "training_log.jsonl")
     info = json.loads((ckpt / "state.json").read_text()) | json.loads((run / "settings.json").read_text())
     if (run / "vae_decoder" / "state.json").exists():   # stage 1b
         info["vae_decoder_steps"] = json.loads((run / "vae_decoder" / "state.json").read_text())["step"]
@@ -447,26 +445,26 @@ def train_presence_classifier(n: int = 60_000, steps: int = 12_000, batch_size: 
                               seed: int = 0, model: PresenceClassifier | None = None, start: int = 100_000,
                               progress: bool = True) -> PresenceClassifier:
     "Train (or go on training) a `PresenceClassifier` on `n` labelled train-split scenes from index `start` (far past the few-shot budget)."
-    from tqdm.auto import tqdm
-    torch.manual_seed(seed); g = np.random.default_rng(seed)
-    x, y = [], []
-    for i in range(start, start + n, 10_000):      # rendered in chunks, keeping only the images and the targets
-        scenes = shapeworld("train", min(10_000, start + n - i), start=i)
-        x.append(np.stack([s.image for s in scenes])); y.append(np.stack([presence_target(s) for s in scenes]))
-    x, y = np.concatenate(x), torch.from_numpy(np.concatenate(y))
-    model = model or PresenceClassifier()
-    opt = torch.optim.AdamW(model.parameters(), lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
-    model.train()
-    for _ in tqdm(range(steps), desc="classifier", disable=not progress):
-        i = g.integers(n, size=batch_size)
-        xb = _to_tensor(x[i]); xb = xb + 0.03 * torch.randn_like(xb)    # a little noise: generated images are not exact
-        if g.random() < 0.5: xb = xb.flip(-1)                              # a mirrored scene shows the same pairs
-        decided = (y[i] >= 0).float()
-        loss = (torch.nn.functional.binary_cross_entropy_with_logits(model(xb), y[i].clamp(min=0), reduction="none")
-                * decided).sum() / decided.sum()
-        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
-    return model.eval()
+    g = np.random.default_rng(seed)
+    with training_process_state(seed, stop_on_signals=False):
+        x, y = [], []
+        for i in range(start, start + n, 10_000):      # rendered in chunks, keeping only the images and the targets
+            scenes = shapeworld("train", min(10_000, start + n - i), start=i)
+            x.append(np.stack([s.image for s in scenes])); y.append(np.stack([presence_target(s) for s in scenes]))
+        x, y = np.concatenate(x), torch.from_numpy(np.concatenate(y))
+        model = model or PresenceClassifier()
+        opt = torch.optim.AdamW(model.parameters(), lr, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
+        model.train()
+        for _ in tqdm(range(steps), desc="classifier", disable=not progress):
+            i = g.integers(n, size=batch_size)
+            xb = _to_tensor(x[i]); xb = xb + 0.03 * torch.randn_like(xb)    # a little noise: generated images are not exact
+            if g.random() < 0.5: xb = xb.flip(-1)                              # a mirrored scene shows the same pairs
+            decided = (y[i] >= 0).float()
+            loss = (torch.nn.functional.binary_cross_entropy_with_logits(model(xb), y[i].clamp(min=0), reduction="none")
+                    * decided).sum() / decided.sum()
+            opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+        return model.eval()
 
 def presence_accuracy(model: PresenceClassifier, scenes, min_pixels: int = PRESENCE_MIN_PIXELS) -> dict:
     "Per-image accuracy (every decided pair right) and per-pair accuracy of `model` on labelled `scenes`; pairs with fewer than `min_pixels` visible are undecided."
@@ -482,7 +480,6 @@ def caption_verdicts(pred: np.ndarray, captions) -> np.ndarray:
 def prompt_fidelity(pipe, captions, model: PresenceClassifier, steps: int = 25, guidance_scale: float = 4.0,
                     batch_size: int = 16, seed: int = 0, progress: bool = True):
     "Generate one image per caption; returns (images uint8 (n, 64, 64, 3), bool (n,) every named pair judged present)."
-    from tqdm.auto import tqdm
     images = []
     for i in tqdm(range(0, len(captions), batch_size), desc="generating", disable=not progress):
         out = pipe(list(captions[i:i + batch_size]), num_inference_steps=steps, guidance_scale=guidance_scale,
@@ -516,5 +513,6 @@ def sd_unet_config(name: str) -> dict:
 def sd_unet(name: str, device: str = "cpu", seed: int = 0):
     "The UNet of 'sd15', 'sd21' or 'sdxl' built from its published config, random weights (`device='meta'`: no memory)."
     from diffusers import UNet2DConditionModel
-    torch.manual_seed(seed)
-    with torch.device(device): return UNet2DConditionModel(**sd_unet_config(name))
+    with torch.random.fork_rng(devices=[]), torch.device(device):
+        torch.manual_seed(seed)
+        return UNet2DConditionModel(**sd_unet_config(name))

@@ -11,24 +11,22 @@ import logging
 import math
 import os
 import re
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 
+from .dataset_io import (
+    CITYSCAPES_CLASSES, COCO_CLASSES, DEEPFASHION_CLASSES, NYU40_CLASSES, VOC_CLASSES, display_name)
 from .shapeworld import CLASSES as SHAPEWORLD_CLASSES, SPLIT_SIZE, SPLITS, caption_objects, render_scene
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'VOC_CLASSES', 'COCO_CLASSES', 'CITYSCAPES_CLASSES', 'NYU40_CLASSES', 'DEEPFASHION_CLASSES', 'SPECS',
-           'MAX_WORDS', 'PROMPT_SEEDS', 'DEFAULT_MODEL', 'OPENAI_URL', 'PromptSpec', 'get_spec', 'instruction',
+__all__ = ['log', 'SPECS', 'MAX_WORDS', 'PROMPT_SEEDS', 'DEFAULT_MODEL', 'OPENAI_URL', 'PromptSpec', 'get_spec', 'instruction',
            'parse_reply', 'mentioned_classes', 'check_prompt', 'dedup_key', 'template_prompts', 'class_prompts',
            'mix_prompts', 'append_class_names', 'caption_prompts', 'request_key', 'ReplyCache', 'LLMError', 'LLM',
-           'llm_prompts', 'ServerReply', 'ChatServer', 'make_prompts', 'write_prompts', 'read_prompts',
-           'prompts_command', 'distinct_n', 'class_coverage']
+           'llm_prompts', 'make_prompts', 'write_prompts', 'read_prompts', 'distinct_n', 'class_coverage']
 
 # %% ../nbs/05_prompting.ipynb #3572fa3b
 @dataclass(frozen=True)
@@ -54,8 +52,9 @@ class PromptSpec:
                      if c != "background" and not c.startswith("other ") and c not in self.untargeted)
 
     def phrase(self, cls: str) -> str:
-        "How a template writes `cls`: 'an aeroplane', 'tall buildings'."
-        return self.nouns.get(cls) or f"{'an' if cls[0] in 'aeiou' else 'a'} {cls}"
+        "How a template writes class `cls`: 'an aeroplane', 'a dining table', 'tall buildings'."
+        name = display_name(cls)
+        return self.nouns.get(cls) or f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 # %% ../nbs/05_prompting.ipynb #a8d96c61
 _PERSON = ("people", "man", "men", "woman", "women", "child", "children", "boy", "girl", "kid", "pedestrian")
@@ -73,39 +72,14 @@ _EVERYDAY_PLACES = ("in a sunny park", "on a busy city street", "in a cosy livin
                     "on a farm", "in a bright kitchen", "by a quiet lake", "in a garden", "on a railway platform",
                     "in an office", "on a country road", "in a snowy field", "at a harbour", "in a backyard")
 
-VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-               "dining table", "dog", "horse", "motorbike", "person", "potted plant", "sheep", "sofa", "train",
-               "tv monitor")
-COCO_CLASSES = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow", "elephant",
-    "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard",
-    "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange", "broccoli",
-    "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant", "bed", "dining table", "toilet",
-    "tv", "laptop", "mouse", "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink",
-    "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush")
-CITYSCAPES_CLASSES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-                      "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle",
-                      "bicycle")
-NYU40_CLASSES = (
-    "background", "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf",
-    "picture", "counter", "blinds", "desk", "shelves", "curtain", "dresser", "pillow", "mirror", "floor mat",
-    "clothes", "ceiling", "books", "refrigerator", "television", "paper", "towel", "shower curtain", "box",
-    "whiteboard", "person", "night stand", "toilet", "sink", "lamp", "bathtub", "bag", "other structure",
-    "other furniture", "other prop")
-DEEPFASHION_CLASSES = ("background", "top", "outer", "skirt", "dress", "pants", "leggings", "headwear", "eyeglass",
-                       "neckwear", "belt", "footwear", "bag", "hair", "face", "skin", "ring", "wrist wearing",
-                       "socks", "gloves", "necklace", "rompers", "earrings", "tie")
-
 SPECS = {s.name: s for s in (
     PromptSpec(
         "voc", "PASCAL VOC 2012", "everyday scenes with people, animals, vehicles and household objects",
         VOC_CLASSES,
         aliases={"aeroplane": ("airplane", "plane", "aircraft", "jet"), "bicycle": ("bike",),
                  "boat": ("ship", "sailboat", "canoe"), "motorbike": ("motorcycle", "scooter"), "person": _PERSON,
-                 "dining table": ("table",), "potted plant": ("houseplant", "plant pot", "plant"),
-                 "sofa": ("couch",), "tv monitor": ("tv", "television", "monitor", "screen")},
+                 "diningtable": ("table",), "pottedplant": ("houseplant", "plant pot", "plant"),
+                 "sofa": ("couch",), "tvmonitor": ("tv", "television", "monitor", "screen")},
         templates=_OBJECT_TEMPLATES, vocab={"place": _EVERYDAY_PLACES}),
     PromptSpec(
         "coco", "COCO", "everyday scenes with common objects in their natural context", COCO_CLASSES,
@@ -225,7 +199,7 @@ def _class_regex(words) -> re.Pattern:
 def mentioned_classes(text: str, spec: str | PromptSpec) -> list[str]:
     "The target classes of `spec` that `text` mentions, by name or alias, in class order."
     spec = get_spec(spec)
-    return [c for c in spec.targets if _class_regex((c, *spec.aliases.get(c, ()))).search(text)]
+    return [c for c in spec.targets if _class_regex((c, display_name(c), *spec.aliases.get(c, ()))).search(text)]
 
 def check_prompt(text: str, min_words: int = 0, target: str | None = None, spec: str | PromptSpec | None = None,
                  max_words: int = MAX_WORDS) -> str | None:
@@ -293,9 +267,9 @@ def mix_prompts(spec: str | PromptSpec, n: int, seed: int = 0, llm: LLM | None =
 
 # %% ../nbs/05_prompting.ipynb #4d6fd1ab
 def append_class_names(records: list[dict], sep: str = "; ") -> list[dict]:
-    "Records whose prompts end with their class names (Dataset Diffusion's trick)."
-    return [r | {"prompt": r["prompt"].rstrip(" .") + sep + ", ".join(r["classes"])} if r.get("classes") else r
-            for r in records]
+    "Records whose prompts end with their class names, as text writes them (Dataset Diffusion's trick)."
+    return [r | {"prompt": r["prompt"].rstrip(" .") + sep + ", ".join(map(display_name, r["classes"]))}
+            if r.get("classes") else r for r in records]
 
 # %% ../nbs/05_prompting.ipynb #0c0900f0
 PROMPT_SEEDS = 9_000_000   # scenes rendered only for their captions; no split comes near
@@ -442,57 +416,6 @@ def llm_prompts(spec: str | PromptSpec, n: int, llm: LLM | None = None, seed: in
         raise LLMError(f"only {len(records)} of {n} valid prompts after {max_requests} requests to {llm.model}")
     return records
 
-# %% ../nbs/05_prompting.ipynb #3ea4f4bf
-@dataclass
-class ServerReply:
-    "What `ChatServer` answers: the message `content`, or a raw `body`, with a status, headers and a delay."
-    content: str | None = None
-    status: int = 200
-    body: str | None = None
-    headers: dict = field(default_factory=dict)
-    delay: float = 0.0
-
-def _completion(content, model):
-    return {"id": "chatcmpl-local", "object": "chat.completion", "created": 0, "model": model,
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
-
-class ChatServer:
-    "A local Chat Completions server (`with ChatServer(respond) as s: s.base_url`) for tests and demos."
-    def __init__(self, respond):
-        self.respond, self.requests, self.headers = respond, [], []
-        lock, server = threading.Lock(), self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                with lock:
-                    i = len(server.requests)
-                    server.requests.append(body); server.headers.append({k.lower(): v for k, v in self.headers.items()})
-                r = server.respond(body, i)
-                r = r if isinstance(r, ServerReply) else ServerReply(content=r)
-                if r.delay: threading.Event().wait(r.delay)
-                raw = r.body if r.body is not None else json.dumps(_completion(r.content, body.get("model")))
-                try:
-                    self.send_response(r.status)
-                    for k, v in {"Content-Type": "application/json", **r.headers}.items(): self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(raw.encode())))
-                    self.end_headers(); self.wfile.write(raw.encode())
-                except (BrokenPipeError, ConnectionResetError): pass   # the client gave up (a timeout)
-
-            def log_message(self, *args): pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-
-    def __enter__(self):
-        threading.Thread(target=self._httpd.serve_forever, kwargs=dict(poll_interval=0.05), daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self._httpd.shutdown(); self._httpd.server_close()
-
 # %% ../nbs/05_prompting.ipynb #ed94590d
 def make_prompts(dataset: str | PromptSpec = "voc", n: int = 100, seed: int = 0, llm: bool | LLM = False,
                  source: str | None = None, class_share: float = 0.3, append_classes: bool = False,
@@ -535,14 +458,6 @@ def read_prompts(path: str | os.PathLike) -> list[dict]:
         out.append(r)
     return out
 
-def prompts_command(dataset: str = "voc", n: int = 100, out: str = "prompts.jsonl", llm: bool = False,
-                    model: str | None = None, base_url: str | None = None, seed: int = 0, source: str | None = None,
-                    append_classes: bool = False, cache: str | None = None) -> Path:
-    "`datasetdm prompts`: `n` prompts for `dataset` into `out`; `--model`/`--base-url` imply `--llm`, replies cached in `cache` (default beside `out`)."
-    use_llm = llm or model is not None or base_url is not None
-    engine = LLM(model, base_url, cache=cache or Path(out).with_suffix(".llm-cache.jsonl")) if use_llm else False
-    return write_prompts(out, make_prompts(dataset, n, seed, engine, source, append_classes=append_classes,
-                                           progress=True))
 
 # %% ../nbs/05_prompting.ipynb #7489f520
 def distinct_n(prompts: list[str | dict], n: int = 1) -> float:

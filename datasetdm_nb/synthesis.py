@@ -27,8 +27,8 @@ from .sample import Sample
 from .shapeworld import KEYPOINT_NAMES, SKELETON
 
 # %% auto #0
-__all__ = ['sample_seed', 'SynthesisOutput', 'DatasetDMPipeline', 'read_prompt_records', 'generate', 'dataset_files',
-           'differing_files', 'label_view', 'DatasetBrowser']
+__all__ = ['sample_seed', 'SynthesisOutput', 'DatasetDMPipeline', 'read_prompt_records', 'generate', 'label_view',
+           'DatasetBrowser']
 
 # %% ../nbs/06_synthesis.ipynb #ec46efcd
 def sample_seed(seed: int, index: int) -> int:
@@ -178,26 +178,6 @@ def generate(out, prompts, n: int, model="shapeworld", decoder="shapeworld", see
     except OSError as e:
         raise _disk_full(e, out) from None
     return read_json(out / "dataset.json")
-
-# %% ../nbs/06_synthesis.ipynb #9b026110
-def dataset_files(root) -> dict[str, bytes]:
-    "Every file of a dataset folder by relative path; time stamps, folder name and library versions left out."
-    root, files = Path(root), {}
-    for p in sorted(root.rglob("*")):
-        if not p.is_file(): continue
-        data = p.read_bytes()
-        if p.name in ("dataset.json", "annotations.json"):
-            m = json.loads(data)
-            m.pop("libraries", None); m.get("progress", {}).pop("created", None); m.get("progress", {}).pop("updated", None)
-            m.pop("info", None)                   # names the folder and the date
-            data = json.dumps(m, sort_keys=True).encode()
-        files[str(p.relative_to(root))] = data
-    return files
-
-def differing_files(a, b) -> list[str]:
-    "Relative paths whose content differs between dataset folders `a` and `b` (or exists in one only)."
-    fa, fb = dataset_files(a), dataset_files(b)
-    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
 
 # %% ../nbs/06_synthesis.ipynb #1fd33bf4
 def label_view(sample: Sample, mode: str = "semantic", alpha: float = 0.55) -> np.ndarray:

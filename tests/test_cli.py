@@ -15,6 +15,16 @@ def test_no_subcommand_prints_help(cli):
     assert proc.returncode == 2 and "SUBCOMMAND" in proc.stdout
 
 
+@pytest.mark.parametrize("module", ["datasetdm_nb", "datasetdm_nb.cli"])
+def test_python_m_runs_the_command(tmp_path, module):
+    "`python -m datasetdm_nb ...` and `python -m datasetdm_nb.cli ...` are the `datasetdm` command, exit status included."
+    import subprocess, sys
+    run = lambda *args: subprocess.run([sys.executable, "-m", module, *args], cwd=tmp_path, capture_output=True, text=True)
+    shown = run("generate", "--help")
+    assert shown.returncode == 0 and "--batch-size" in shown.stdout, shown.stderr
+    assert "unrecognized arguments: --bogus" in one_line_error(run("generate", "--out", "x", "--bogus"))
+
+
 @pytest.mark.parametrize("args, message", [
     (["shapeworld", "--out", "x", "--n", "0"], "expected a positive number"),
     (["shapeworld", "--out", "x", "--layout", "kitti"], "invalid choice: 'kitti'"),
@@ -103,3 +113,32 @@ def test_label_then_evaluate_with_the_shipped_decoder(cli, tmp_path):
 def test_label_missing_image_gives_one_line(cli, tmp_path):
     proc = cli("label", tmp_path / "nope.png", "--out", tmp_path / "o")
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == f"datasetdm: error: no image at {tmp_path / 'nope.png'}"
+
+
+def test_attention_writes_a_sheet_row_per_word(cli, tmp_path):
+    "`datasetdm attention` generates with the tiny random model and writes one row of heat maps per caption word."
+    from PIL import Image
+    proc = cli("attention", "a red star and a blue circle", "--out", tmp_path / "sheets" / "sheet.png", "--model", "tiny",
+               "--steps", 3)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sheet = tmp_path / "sheets" / "sheet.png"
+    assert str(sheet) in proc.stdout
+    assert Image.open(sheet).height == 6 * 160    # 6 distinct words, 1.6 inches each at 100 dpi
+
+
+def test_train_and_evaluate_downstream(cli, tmp_path):
+    "A downstream segmenter trained on a mix of sources, evaluated on another; a finished run is not trained again."
+    from datasetdm_nb.dataset_io import write_dataset
+    from datasetdm_nb.shapeworld import shapeworld
+    write_dataset(shapeworld("test", 4, start=600), tmp_path / "other")
+    proc = cli("train-downstream", "--task", "semantic", "--data", "shapeworld:6", f"{tmp_path / 'other'}:3",
+               "--steps", 3, "--train-batch-size", 4, "--out", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "trained on 9 samples" in proc.stdout
+    proc = cli("evaluate-downstream", tmp_path / "run", "--data", "shapeworld/test:4")
+    assert proc.returncode == 0 and proc.stdout.startswith("mIoU "), proc.stderr[-2000:]
+    assert "IoU [" not in proc.stdout
+    again = cli("train-downstream", "--task", "semantic", "--data", "shapeworld:6", "--steps", 4, "--out", tmp_path / "run")
+    assert again.returncode == 2 and "other settings" in again.stderr
+    bad = cli("train-downstream", "--task", "colour", "--data", "shapeworld:6", "--out", tmp_path / "bad")
+    assert bad.returncode == 2 and "unknown task 'colour'" in bad.stderr

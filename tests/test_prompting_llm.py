@@ -2,7 +2,7 @@
 
 A good reply, parsing, validation and the cache's rerun-costs-nothing are shown in nbs/05_prompting.ipynb;
 here: malformed replies, 429 then success, 500 forever (cache intact, the run resumes), timeouts, the API key,
-the environment, and the `datasetdm prompts --llm` function.
+the environment, and `datasetdm prompts --llm`.
 """
 import json
 import logging
@@ -11,8 +11,9 @@ import time
 
 import pytest
 
-from datasetdm_nb.prompting import (LLM, ChatServer, LLMError, ReplyCache, ServerReply, get_spec, llm_prompts,
-                                    prompts_command, read_prompts)
+from datasetdm_nb.cli import main
+from datasetdm_nb.prompting import LLM, LLMError, ReplyCache, get_spec, llm_prompts, read_prompts
+from datasetdm_nb.testing import ChatServer, ServerReply
 
 KEY = "sk-test-NEVER-LEAK-1234567890"
 MSG = [{"role": "user", "content": "Please provide 3 descriptions."}]
@@ -144,15 +145,17 @@ def test_environment_chooses_server_model_and_key(tmp_path, monkeypatch):
         assert LLM(model="qwen2").model == "qwen2"
 
 
-def test_prompts_command_with_llm(tmp_path, monkeypatch):
+def test_datasetdm_prompts_with_llm(tmp_path, monkeypatch):
+    "`datasetdm prompts` (in-process): --base-url implies --llm, and the replies are cached beside --out."
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     out = tmp_path / "prompts.jsonl"
+    args = ["prompts", "--dataset", "voc", "--n", "20", "--seed", "1", "--out", str(out)]
     with ChatServer(good) as s:
-        prompts_command("voc", 20, out=str(out), llm=True, base_url=s.base_url, seed=1)
+        assert main([*args, "--llm", "--base-url", s.base_url]) == 0
         sent = len(s.requests)
         first = read_prompts(out)
-        prompts_command("voc", 20, out=str(out), base_url=s.base_url, seed=1)    # --base-url implies --llm
-        assert len(s.requests) == sent                                            # all from the cache
+        assert main([*args, "--base-url", s.base_url]) == 0                 # --base-url implies --llm
+        assert len(s.requests) == sent                                        # all from the cache
     assert read_prompts(out) == first and len(first) == 20
     assert sorted({r["source"] for r in first}) == ["class", "llm"] and sum(r["source"] == "llm" for r in first) == 14
     assert (tmp_path / "prompts.llm-cache.jsonl").exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from datasetdm_nb.synthesis import dataset_files, differing_files
+from datasetdm_nb.testing import dataset_files, differing_files
 
 ARGS = ["--n", 12, "--batch-size", 2, "--steps", 3, "--seed", 5]
 
@@ -17,8 +17,7 @@ ARGS = ["--n", 12, "--batch-size", 2, "--steps", 3, "--seed", 5]
 @pytest.fixture(scope="module")
 def tiny_parts(tmp_path_factory):
     "A tiny random pipeline and a random decoder made for it, saved as a user would have them."
-    from datasetdm_nb.decoder_training import random_decoder
-    from datasetdm_nb.models import tiny_random_pipeline
+    from datasetdm_nb.testing import random_decoder, tiny_random_pipeline
     root = tmp_path_factory.mktemp("parts")
     pipe = tiny_random_pipeline()
     dec = random_decoder(pipe)
