@@ -10,6 +10,8 @@ finished runs are skipped, so the script can be stopped and started again.
     python bench/downstream_experiments.py --phase zeroshot       # a decoder that never saw a star label
     python bench/downstream_experiments.py --phase stats          # synthetic vs real label statistics, relabelling
 
+--arms, --curve-n and --ablations run a subset (say, on a short compute budget); --steps overrides a task's steps.
+
 Synthetic datasets are generated once (resumable `generate`) into --work and reused. Each training run is a process
 of its own with one thread, --workers at a time.
 """
@@ -87,42 +89,50 @@ def main():
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--n", type=int, default=1000, help="synthetic (and extra real) images in the table's arms")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--steps", type=int, nargs="+", default=[1000, 2500, 5000], help="the sweep's step counts")
+    p.add_argument("--steps", type=int, nargs="+", help="the sweep's step counts (default 1000 2500 5000), or the "
+                   "steps of the other phases (default TASK_STEPS)")
+    p.add_argument("--arms", nargs="+", help="table and curve: only these arms (default all)")
+    p.add_argument("--curve-n", type=int, nargs="+", default=[250, 500, 1000, 2000])
+    p.add_argument("--ablations", nargs="+", default=["mosaics", "noband", "model7071"],
+                   choices=["mosaics", "noband", "model7071"])
     a = p.parse_args()
     import torch
     torch.set_num_threads(1)
     from datasetdm_nb import downstream as D
     work, seeds = a.work, tuple(range(a.seeds))
     work.mkdir(parents=True, exist_ok=True)
+    pick = lambda arms: {k: v for k, v in arms.items() if not a.arms or k.split("@")[0] in a.arms}
     run = lambda task, arms, tag, steps, **kw: D.run_experiment(task, arms, work, seeds=kw.pop("seeds", seeds), steps=steps,
                                                                 results=RESULTS, tag=tag, workers=a.workers, **kw)
+    steps_of = lambda task: a.steps[0] if a.steps else TASK_STEPS[task]
     t0 = time.time()
     if a.phase == "sweep":
         arms = {k: v for k, v in D.experiment_arms("unused", a.n).items() if k in ("real+real", "real")}
-        for steps in a.steps: run("semantic", arms, "sweep", steps, seeds=(0,))
+        for steps in a.steps or (1000, 2500, 5000): run("semantic", arms, "sweep", steps, seeds=(0,))
     elif a.phase == "table":
         syn = synthetic(work, "syn_main", 2000)
-        for task in a.tasks: run(task, D.experiment_arms(syn, a.n), "table", TASK_STEPS[task])
+        for task in a.tasks: run(task, pick(D.experiment_arms(syn, a.n)), "table", steps_of(task))
     elif a.phase == "curve":
         syn = synthetic(work, "syn_main", 2000)
-        for n in (250, 500, 1000, 2000):
+        for n in a.curve_n:
             arms = D.experiment_arms(syn, n)
-            run("semantic", {f"{k}@{n}": arms[k] for k in ("real+synthetic", "real+real")}, "curve", TASK_STEPS["semantic"])
+            run("semantic", pick({f"{k}@{n}": arms[k] for k in ("real+synthetic", "real+real")}), "curve", steps_of("semantic"))
     elif a.phase == "ablations":
-        syn = synthetic(work, "syn_main", 2000)
-        spliced = D.experiment_arms(syn, a.n, mosaic=True)
-        run("semantic", {"real+synthetic, mosaics": spliced["real+synthetic"], "synthetic, mosaics": spliced["synthetic"]},
-            "ablation", TASK_STEPS["semantic"])
-        noband = synthetic(work, "syn_noband", a.n, ignore_below=None)
-        run("semantic", {"real+synthetic, no band": D.experiment_arms(noband, a.n)["real+synthetic"]}, "ablation",
-            TASK_STEPS["semantic"])
-        old = older_model_synthetic(work, a.n)
-        arms = D.experiment_arms(old, a.n)
-        run("semantic", {"real+synthetic, model 7,071 steps": arms["real+synthetic"],
-                         "synthetic, model 7,071 steps": arms["synthetic"]}, "ablation", TASK_STEPS["semantic"])
+        steps = steps_of("semantic")
+        if "mosaics" in a.ablations:
+            spliced = D.experiment_arms(synthetic(work, "syn_main", 2000), a.n, mosaic=True)
+            run("semantic", pick({"real+synthetic, mosaics": spliced["real+synthetic"],
+                                  "synthetic, mosaics": spliced["synthetic"]}), "ablation", steps)
+        if "noband" in a.ablations:
+            noband = synthetic(work, "syn_noband", a.n, ignore_below=None)
+            run("semantic", {"real+synthetic, no band": D.experiment_arms(noband, a.n)["real+synthetic"]}, "ablation", steps)
+        if "model7071" in a.ablations:
+            arms = D.experiment_arms(older_model_synthetic(work, a.n), a.n)
+            run("semantic", pick({"real+synthetic, model 7,071 steps": arms["real+synthetic"],
+                                  "synthetic, model 7,071 steps": arms["synthetic"]}), "ablation", steps)
     elif a.phase == "zeroshot":
         arms = zero_shot_arms(work, a.n)
-        run("semantic", arms, "zeroshot", TASK_STEPS["semantic"])
+        run("semantic", arms, "zeroshot", steps_of("semantic"))
     elif a.phase == "stats":
         syn = synthetic(work, "syn_main", 2000)
         row = synthetic_vs_real(syn, n=a.n)

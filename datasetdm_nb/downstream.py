@@ -18,16 +18,21 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import seaborn as sns
 import torch
 import transformers
+from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from .dataset_io import load_dataset, read_json, read_jsonl, recover_folder, replace_folder, write_json
 from .decoder import decoder_features, predict
+from .decoder_training import train_decoder
 from .models import training_process_state
+from .prompting import make_prompts, write_prompts
 from .sample import Instance, Sample
-from .shapeworld import shapeworld
-from .tasks import LabelSpace, Task, get_task, resize, semantic_miou
+from .shapeworld import sample_sheet, shapeworld
+from .synthesis import generate
+from .tasks import TASKS, LabelSpace, Task, get_task, resize, semantic_miou
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'read_source', 'label_space', 'to_pixels', 'mosaic', 'train_downstream',
@@ -335,13 +340,6 @@ def run_demo(out="demo_out", n: int | None = None, quick: bool = False, train: b
              steps: int | None = None, workers: int = 2, progress: bool = True) -> Path:
     """Every stage on the embedded default: decoder, prompts, `n` generated labelled images, downstream segmenters on
     real vs real + synthetic, evaluation; writes `out`/report.md (returned), `downstream.png` and `contact_sheet.png`."""
-    import matplotlib; matplotlib.use("Agg")
-    import matplotlib.pyplot as plt, seaborn as sns
-    from datasetdm_nb.decoder_training import train_decoder
-    from datasetdm_nb.prompting import make_prompts, write_prompts
-    from datasetdm_nb.shapeworld import sample_sheet
-    from datasetdm_nb.synthesis import generate
-    from datasetdm_nb.tasks import TASKS
     n, steps = n or (64 if quick else 400), steps or (800 if quick else 2500)
     seeds, test = ((0,), "shapeworld/test:100") if quick else ((0, 1), "shapeworld/test:200")
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
@@ -372,11 +370,11 @@ def run_demo(out="demo_out", n: int | None = None, quick: bool = False, train: b
                f"**No clear effect.** Test mIoU {r:.3f} real-only, {m:.3f} with the synthetic data ({gain:+.3f}); "
                + ("the seeds spread by {:.3f}.".format(noise) if len(seeds) > 1 else
                   "one seed of a quick run cannot tell: run without --quick."))
-    fig, ax = plt.subplots(figsize=(4.2, 2.6))
+    fig = Figure(figsize=(4.2, 2.6)); ax = fig.subplots()   # no pyplot: works without a display
     sns.barplot(x=[x["arm"] for x in rows], y=[x["mIoU"] for x in rows], errorbar="sd", ax=ax, color="#9bc")
     sns.stripplot(x=[x["arm"] for x in rows], y=[x["mIoU"] for x in rows], ax=ax, color="k", size=5)
     ax.set_ylabel("test mIoU"); ax.set_title(f"Segformer, {steps} steps, {len(seeds)} seed(s)", fontsize=9)
-    fig.tight_layout(); fig.savefig(out / "downstream.png", dpi=120); plt.close(fig)
+    fig.tight_layout(); fig.savefig(out / "downstream.png", dpi=120)
     c = manifest["counts"]
     lines = ["# DatasetDM demo", "", verdict, "",
              "| training data | test mIoU (mean) | spread (sd) | seeds |", "|---|---|---|---|",
