@@ -324,7 +324,7 @@ class AttentionRecorder:
         cls = embeds.to(ctx).expand(q.shape[0], -1, -1)  # the dtype and device of the layer's context
         kc = _keys(attn, attn.norm_encoder_hidden_states(cls) if attn.norm_cross else cls).float()
         joint_mask = None if mask is None else F.pad(mask, (0, kc.shape[2]))  # the class names are never masked
-        joint = _probs(attn, q, torch.cat([k, kc], 2), joint_mask)
+        joint = _probs(attn, q, torch.cat([k, kc], 2), joint_mask)  # the caption's scores again: (N, T) more, one step
         return (joint[..., k.shape[2]:] @ onehot).mean(1)  # always averaged over heads: the decoder's input
 
 # %% ../nbs/02_attention.ipynb #56b3e9a6

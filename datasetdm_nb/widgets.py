@@ -9,7 +9,6 @@ import io
 
 import ipywidgets as W
 import numpy as np
-import torch
 from PIL import Image
 
 from .attention import FeatureBundle, caption_words, generate_with_bundles, heat_map, heat_overlay
