@@ -208,6 +208,7 @@ def _class_embeddings(pipe, class_names: tuple[str, ...]):
     cache[class_names] = torch.cat(rows), onehot.to(states.device)
     return cache[class_names]
 
+# %% ../nbs/02_attention.ipynb #4ceaee2b
 def _grid(n: int, hw: tuple[int, int]) -> tuple[int, int]:
     "The (h, w) of a feature grid with `n` positions, found by halving the latent size `hw` (ceil, like a stride-2 conv)."
     h, w = hw
@@ -237,6 +238,7 @@ def _probs(attn, q, k, mask=None):
     p = attn.get_attention_scores(q.flatten(0, 1), k.flatten(0, 1), None if mask is None else mask.flatten(0, 1))
     return p.view(*q.shape[:2], *p.shape[1:])
 
+# %% ../nbs/02_attention.ipynb #019b5cdb
 class CaptureProcessor:
     "Runs the wrapped attention processor unchanged, then has `recorder` record the layer's attention maps."
     def __init__(self, inner, recorder: "AttentionRecorder"):
