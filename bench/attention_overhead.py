@@ -1,30 +1,33 @@
-"""What capturing the feature bundle costs: a plain pipeline call vs the same call inside `capture` (last step), vs the
-reference code's way (explicit softmax attention in every layer at every step, maps kept per head in fp32). Capture
-records what synthesis records: features, caption and class maps, and the VAE decoder's features at 2x and 4x the latent.
+"""What capturing the feature bundle costs, measured so that a 2% overhead can be told from a busy machine's noise.
 
-Each configuration runs in its own child process (peak memory cannot be reset inside one): the child builds the
-pipeline, warms it up with a 1-step call, then times `--calls` calls (the fastest counts) and reports `ru_maxrss` (its peak resident memory)
-and its resident memory just before the timed call. Modes are interleaved over repeats so that a busy machine slows
-them alike. Time is measured as the child's CPU time (user + system) of the timed call, which a busy machine disturbs
-far less than wall time (reported too); the summary takes the fastest repeat of each mode and the median.
+    OMP_NUM_THREADS=1 python bench/attention_overhead.py --out bench/attention_overhead_sd15.json
 
-Models (random weights; speed and memory depend on the architecture only):
-- `shapeworld`: the shipped ShapeWorld architecture (`models.build_pipeline`), or the trained weights when present; 64 px.
-- `sd15`: Stable Diffusion 1.5's UNet from its published config (`models.sd_unet_config`, 860M parameters,
-  cross-attention dim 768), with a small VAE of the same downsampling factor (8) and a 2-layer CLIP text encoder of width 768; 256 px (32x32 latents).
+Model: Stable Diffusion 1.5's UNet from its published config (`models.sd_unet_config`, 860M parameters, random
+weights: speed depends on the architecture only), with a small VAE of the same downsampling factor (8) and a 2-layer
+CLIP text encoder of width 768. `--model shapeworld` runs the same measurements on the ShapeWorld architecture (a
+quick check of the script). One process, one thread; the pipeline is built once.
 
-    python bench/attention_overhead.py --models sd15 --batch 1 4 --repeats 3 --out bench/attention_overhead_sd15.json
-    python bench/attention_overhead.py --models shapeworld --batch 1 4 --repeats 3 --calls 5 \
-        --out bench/attention_overhead_shapeworld.json
+Two measurements, each at every `--batch`:
+
+(a) whole call: `pipe(prompts)` plain vs the same call inside `capture` (last step, class maps and the VAE decoder's
+    features at 2x and 4x the latent, as synthesis captures), `--pairs` interleaved pairs (the order within a pair
+    alternates), each timed by the process's CPU time (user + system, which a busy machine disturbs far less than
+    wall time). Each pair gives a ratio capture / plain; reported: their mean with a 95% t-interval, and the median.
+    Images are checked to be identical.
+(b) one UNet step: the same UNet call (the guided batch: 2 x batch) plain vs with capture active around it
+    (`steps="all"`, the same recording as (a)'s captured step; entering the context is timed apart),
+    `--step-pairs` interleaved pairs. Reported: the median extra milliseconds with a bootstrap 95% interval, the
+    mean with a t-interval, and the plain step's median.
+(c) what (b) implies for (a): 1 + (the step's extra ms + entering ms) / (a)'s plain call, with (b)'s interval: the
+    whole call differs from a plain one by one captured step (and the VAE decoder's copies, not counted here), and a
+    single step is measured far more precisely than the ratio of two whole calls on a busy machine.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,23 +36,23 @@ CLASSES = ("circle", "square", "triangle", "star", "person")
 PROMPT = "a big red star and a small blue circle next to a person in white on the grass"
 
 
-def build(model: str, tokenizer_dir: str):
-    "The pipeline and image size of `model`; random-weight pipelines use the tokenizer saved in `tokenizer_dir`."
+def build(model: str):
+    "The pipeline of `model` (random weights)."
     import torch
+    from datasetdm_nb.models import ARCHITECTURES, SCHEDULE, build_pipeline, sd_unet_config, shapeworld_tokenizer, text_config
+    tok_dir = tempfile.mkdtemp()
+    shapeworld_tokenizer().save_pretrained(tok_dir)
     from transformers import CLIPTokenizer
-    from datasetdm_nb.models import (ARCHITECTURES, SCHEDULE, build_pipeline, load_pipeline, sd_unet_config,
-                                     shapeworld_model_path, text_config)
+    tok = CLIPTokenizer.from_pretrained(tok_dir)  # a saved tokenizer: the BPE training is not reproducible across processes
     if model == "shapeworld":
-        trained = (shapeworld_model_path() / "model_index.json").exists()
-        if trained: return load_pipeline("shapeworld"), 64
         pipe = build_pipeline(**ARCHITECTURES["shapeworld"])
-        pipe.tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)  # the BPE training is not reproducible across processes
-        return pipe, 64
+        pipe.tokenizer = tok
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
     if model != "sd15": raise ValueError(f"unknown model {model!r}")
     from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
     torch.manual_seed(0)
-    tok = CLIPTokenizer.from_pretrained(tokenizer_dir)
     te = CLIPTextModel(CLIPTextConfig(**text_config(len(tok), width=768, layers=2, heads=12)))
     vae = AutoencoderKL(block_out_channels=(32, 64, 64, 64), down_block_types=("DownEncoderBlock2D",) * 4,
                         up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, norm_num_groups=16,
@@ -58,115 +61,156 @@ def build(model: str, tokenizer_dir: str):
                                    scheduler=DPMSolverMultistepScheduler(**SCHEDULE), safety_checker=None,
                                    feature_extractor=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
-    return pipe, 256
+    return pipe
 
 
-class ReferenceStyleProcessor:
-    """The reference code's way (prompt-to-prompt's AttentionStore): explicit `baddbmm` + softmax attention in every layer,
-    every step; the conditional half's probabilities kept per head in fp32 and summed over steps per layer."""
-    def __init__(self, name, store): self.name, self.store = name, store
-
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kw):
-        b = hidden_states.shape[0]
-        ctx = hidden_states if encoder_hidden_states is None else encoder_hidden_states
-        q = attn.head_to_batch_dim(attn.to_q(hidden_states))
-        k, v = attn.head_to_batch_dim(attn.to_k(ctx)), attn.head_to_batch_dim(attn.to_v(ctx))
-        probs = attn.get_attention_scores(q, k, attention_mask)       # (b * heads, N, T)
-        cond = probs[b * attn.heads // 2:].float()
-        if self.name in self.store: self.store[self.name] += cond
-        else: self.store[self.name] = cond.clone()
-        out = attn.batch_to_head_dim(probs @ v)
-        return attn.to_out[1](attn.to_out[0](out)) / attn.rescale_output_factor
+def cpu_time(fn) -> tuple[float, float, object]:
+    "(CPU seconds, wall seconds, result) of `fn()`."
+    c, w = time.process_time(), time.perf_counter()
+    out = fn()
+    return time.process_time() - c, time.perf_counter() - w, out
 
 
-def child(model: str, batch: int, mode: str, steps: int, threads: int, tokenizer_dir: str, calls: int = 1) -> dict:
+def t_interval(xs: list[float]) -> tuple[float, float, float]:
+    "Mean and its 95% t-interval."
+    from scipy.stats import t
+    m, n = statistics.fmean(xs), len(xs)
+    half = t.ppf(0.975, n - 1) * statistics.stdev(xs) / n ** 0.5
+    return m, m - half, m + half
+
+
+def bootstrap_median(xs: list[float], draws: int = 10000, seed: int = 0) -> tuple[float, float, float]:
+    "Median and its 95% percentile-bootstrap interval."
+    rng = random.Random(seed)
+    meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(draws))
+    return statistics.median(xs), meds[int(0.025 * draws)], meds[int(0.975 * draws) - 1]
+
+
+def whole_calls(pipe, size, batch: int, steps: int, pairs: int) -> dict:
+    "(a): interleaved plain / capture pipeline calls."
+    import numpy as np
     import torch
-    torch.set_num_threads(threads)
     from datasetdm_nb.attention import capture
-    from datasetdm_nb.attention import default_vae_features
-    pipe, size = build(model, tokenizer_dir)
-    kw = dict(height=size, width=size, guidance_scale=7.5, output_type="np")
+    kw = dict(num_inference_steps=steps, guidance_scale=7.5, output_type="np", height=size, width=size)
+    prompts = [PROMPT] * batch
+    lat = size // pipe.vae_scale_factor
+    vae_features = (2 * lat, 4 * lat)
+
+    def plain(): return pipe(prompts, generator=torch.manual_seed(0), **kw).images
+
+    def captured():
+        with capture(pipe, classes=CLASSES, vae_features=vae_features) as cap:
+            images = pipe(prompts, generator=torch.manual_seed(0), **kw).images
+        return images, cap.bundle()
+
+    with torch.no_grad():
+        pipe(prompts, num_inference_steps=1, output_type="np", height=size, width=size)  # warm-up
+        rows = []
+        for i in range(pairs):
+            first_plain = i % 2 == 0
+            order = ("plain", "capture") if first_plain else ("capture", "plain")
+            res = {mode: cpu_time(plain if mode == "plain" else captured) for mode in order}
+            images, bundle = res["capture"][2]
+            if i == 0:
+                assert np.array_equal(images, res["plain"][2]), "capture changed the image"
+                kept = sum(t.numel() * t.element_size() for n in ("features", "cross", "class_maps")
+                           for t in getattr(bundle, n).values())
+            rows.append({"plain_cpu": res["plain"][0], "capture_cpu": res["capture"][0],
+                         "plain_wall": res["plain"][1], "capture_wall": res["capture"][1], "plain_first": first_plain})
+            print(f"  (a) batch {batch} pair {i + 1}/{pairs}: plain {rows[-1]['plain_cpu']:.2f} s, "
+                  f"capture {rows[-1]['capture_cpu']:.2f} s, ratio {rows[-1]['capture_cpu'] / rows[-1]['plain_cpu']:.4f}",
+                  flush=True)
+    ratios = [r["capture_cpu"] / r["plain_cpu"] for r in rows]
+    mean, lo, hi = t_interval(ratios)
+    return dict(batch=batch, steps=steps, pairs=pairs, ratio_mean=mean, ratio_ci95=[lo, hi],
+                ratio_median=statistics.median(ratios), plain_cpu_median=statistics.median(r["plain_cpu"] for r in rows),
+                kept_mb=kept / 2**20, same_image=True, rows=rows)
+
+
+def unet_steps(pipe, size, batch: int, pairs: int) -> dict:
+    "(b): interleaved plain / captured single UNet calls on the guided batch."
+    import torch
+    from datasetdm_nb.attention import capture
+    lat = size // pipe.vae_scale_factor
     prompts = [PROMPT] * batch
     with torch.no_grad():
-        pipe(prompts, num_inference_steps=1, generator=torch.manual_seed(0), **kw)  # warm-up
-    store = {}
-    if mode == "reference":
-        pipe.unet.set_attn_processor({k: ReferenceStyleProcessor(k, store) for k in pipe.unet.attn_processors})
-    rss_before = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() // 1024
-    cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
-    walls, cpus = [], []
-    for _ in range(calls):
-        store.clear()
-        t, c = time.perf_counter(), cpu()
-        with torch.no_grad():
-            if mode == "capture":
-                with capture(pipe, classes=CLASSES, vae_features=default_vae_features(pipe)) as cap:
-                    images = pipe(prompts, num_inference_steps=steps, generator=torch.manual_seed(0), **kw).images
-                kept = sum(t.numel() * t.element_size() for n in ("features", "cross", "class_maps")
-                           for t in getattr(cap.bundle(), n).values())
-            else:
-                images = pipe(prompts, num_inference_steps=steps, generator=torch.manual_seed(0), **kw).images
-                kept = sum(t.numel() * t.element_size() for t in store.values())
-        walls.append(time.perf_counter() - t); cpus.append(cpu() - c)
-    seconds, cpu_seconds = min(walls), min(cpus)
-    return dict(model=model, batch=batch, mode=mode, steps=steps, size=size, seconds=seconds, cpu_seconds=cpu_seconds,
-                peak_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, rss_before_kb=rss_before,
-                kept_mb=kept / 2**20, image_mean=float(images.mean()))
+        cond, uncond = pipe.encode_prompt(prompts, "cpu", 1, True)
+        ctx = torch.cat([uncond, cond])
+        x = torch.randn(2 * batch, 4, lat, lat, generator=torch.manual_seed(0))
+        t = int(pipe.scheduler.config.num_train_timesteps // 25)
+
+        def step(): return pipe.unet(x, t, encoder_hidden_states=ctx).sample
+        step()  # warm-up
+        plain_ms, captured_ms, enter_ms = [], [], []
+        for i in range(pairs):
+            for mode in (("plain", "capture") if i % 2 == 0 else ("capture", "plain")):
+                if mode == "plain":
+                    plain_ms.append(cpu_time(step)[0] * 1e3)
+                    continue
+                cap = capture(pipe, steps="all", cfg=True, classes=CLASSES, prompts=prompts)
+                enter_ms.append(cpu_time(cap.__enter__)[0] * 1e3)
+                captured_ms.append(cpu_time(step)[0] * 1e3)
+                cap.__exit__(None, None, None)
+            print(f"  (b) batch {batch} pair {i + 1}/{pairs}: plain {plain_ms[-1]:.0f} ms, capture {captured_ms[-1]:.0f} ms",
+                  flush=True)
+    extra = [c - p for c, p in zip(captured_ms, plain_ms)]
+    med, mlo, mhi = bootstrap_median(extra)
+    mean, lo, hi = t_interval(extra)
+    return dict(batch=batch, unet_batch=2 * batch, latent=lat, pairs=pairs,
+                plain_ms_median=statistics.median(plain_ms), extra_ms_median=med, extra_ms_median_ci95=[mlo, mhi],
+                extra_ms_mean=mean, extra_ms_mean_ci95=[lo, hi], extra_fraction_median=med / statistics.median(plain_ms),
+                enter_ms_median=statistics.median(enter_ms), plain_ms=plain_ms, captured_ms=captured_ms)
+
+
+def implied_ratio(call: dict, step: dict) -> dict:
+    "(c): the whole-call ratio one captured step's extra cost implies, with (b)'s interval."
+    plain_ms = call["plain_cpu_median"] * 1e3
+    lo, hi = step["extra_ms_median_ci95"]
+    ratio = lambda extra: 1 + (extra + step["enter_ms_median"]) / plain_ms
+    return dict(batch=call["batch"], ratio=ratio(step["extra_ms_median"]), ratio_ci95=[ratio(lo), ratio(hi)])
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", default=["shapeworld", "sd15"])
+    p.add_argument("--model", default="sd15", choices=["sd15", "shapeworld"])
     p.add_argument("--batch", nargs="+", type=int, default=[1, 4])
-    p.add_argument("--modes", nargs="+", default=["plain", "capture", "reference"])
-    p.add_argument("--steps", type=int, default=None, help="default: 20 for shapeworld, 4 for sd15")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", help="JSON file of the results (required)")
-    p.add_argument("--calls", type=int, default=1, help="timed calls per child process (its fastest counts)")
-    p.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
+    p.add_argument("--size", type=int, default=128, help="image size in pixels (sd15; default %(default)s: 16x16 latents; shapeworld: 64)")
+    p.add_argument("--steps", type=int, default=4, help="denoising steps of a whole call (default %(default)s)")
+    p.add_argument("--pairs", type=int, default=10, help="interleaved whole-call pairs per batch (default %(default)s)")
+    p.add_argument("--step-pairs", type=int, default=20, help="interleaved UNet-step pairs per batch (default %(default)s)")
+    p.add_argument("--out", required=True, help="JSON file of the results")
     a = p.parse_args()
-    if a.child:
-        m, b, mode, s, th, tok, calls = a.child
-        print(json.dumps(child(m, int(b), mode, int(s), int(th), tok, int(calls))))
-        return
-    if not a.out: p.error("--out is required")
-    from datasetdm_nb.models import shapeworld_tokenizer
-    tok = tempfile.mkdtemp()
-    shapeworld_tokenizer().save_pretrained(tok)
-    rows = []
-    for model in a.models:
-        steps = a.steps or (20 if model == "shapeworld" else 4)
-        for batch in a.batch:
-            for r in range(a.repeats):
-                for mode in a.modes:
-                    out = subprocess.run([sys.executable, __file__, "--child", model, str(batch), mode, str(steps),
-                                          str(a.threads), tok, str(a.calls)], capture_output=True, text=True)
-                    if out.returncode: raise RuntimeError(out.stderr[-2000:])
-                    rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-                    print(json.dumps(rows[-1]), flush=True)
-            Path(a.out).write_text(json.dumps(rows, indent=1))
-    print(summary(rows))
+    import torch
+    torch.set_num_threads(1)
+    pipe = build(a.model)
+    size = a.size if a.model == "sd15" else 64
+    result = dict(model=a.model, size=size, threads=1, whole_call=[], unet_step=[], implied=[])
+    for batch in a.batch:
+        call, step = whole_calls(pipe, size, batch, a.steps, a.pairs), unet_steps(pipe, size, batch, a.step_pairs)
+        result["whole_call"].append(call); result["unet_step"].append(step)
+        result["implied"].append(implied_ratio(call, step))
+        Path(a.out).write_text(json.dumps(result, indent=1))
+    print(summary(result))
 
 
-def summary(rows) -> str:
-    lines = ["model       batch mode       CPU s min/median  x plain (min, median)  wall s min  x plain  "
-             "peak MB  x plain  call MB x plain  kept MB  same image"]
-    groups = {}
-    for r in rows: groups.setdefault((r["model"], r["batch"], r["mode"]), []).append(r)
-    for (model, batch, mode), rs in groups.items():
-        base = groups[(model, batch, "plain")]
-        t, tb = [x["cpu_seconds"] for x in rs], [x["cpu_seconds"] for x in base]
-        w, wb = [x["seconds"] for x in rs], [x["seconds"] for x in base]
-        pk, pb = statistics.median(x["peak_kb"] for x in rs), statistics.median(x["peak_kb"] for x in base)
-        call = statistics.median(x["peak_kb"] - x["rss_before_kb"] for x in rs)
-        callb = statistics.median(x["peak_kb"] - x["rss_before_kb"] for x in base)
-        same = all(x["image_mean"] == base[0]["image_mean"] for x in rs)
-        lines.append(f"{model:11s} {batch:5d} {mode:10s} {min(t):7.2f} / {statistics.median(t):7.2f}     "
-                     f"{min(t) / min(tb):5.3f}, {statistics.median(t) / statistics.median(tb):5.3f}       "
-                     f"{min(w):7.2f}  {min(w) / min(wb):6.3f}  "
-                     f"{pk / 1024:7.0f}  {pk / pb:6.3f}  {call / 1024:7.0f} {call / max(callb, 1):6.3f}  "
-                     f"{statistics.median(x['kept_mb'] for x in rs):7.1f}  {same}")
+def summary(result: dict) -> str:
+    lines = [f"{result['model']} at {result['size']} px, one thread, CPU time",
+             "(a) whole call, capture / plain: batch, steps, pairs, mean [95% t-interval], median, plain s, kept MB"]
+    for r in result["whole_call"]:
+        lo, hi = r["ratio_ci95"]
+        lines.append(f"    {r['batch']:2d} {r['steps']:2d} {r['pairs']:3d}  {r['ratio_mean']:.4f} [{lo:.4f}, {hi:.4f}]  "
+                     f"{r['ratio_median']:.4f}  {r['plain_cpu_median']:7.2f}  {r['kept_mb']:6.1f}")
+    lines.append("(b) one UNet step, extra ms with capture: batch (UNet batch), pairs, plain ms, median [95% bootstrap], "
+                 "mean [95% t-interval], median / plain, entering ms")
+    for r in result["unet_step"]:
+        (mlo, mhi), (lo, hi) = r["extra_ms_median_ci95"], r["extra_ms_mean_ci95"]
+        lines.append(f"    {r['batch']:2d} ({r['unet_batch']}) {r['pairs']:3d}  {r['plain_ms_median']:8.1f}  "
+                     f"{r['extra_ms_median']:6.1f} [{mlo:.1f}, {mhi:.1f}]  {r['extra_ms_mean']:6.1f} [{lo:.1f}, {hi:.1f}]  "
+                     f"{r['extra_fraction_median']:.4f}  {r['enter_ms_median']:.2f}")
+    lines.append("(c) whole call, capture / plain, implied by (b): batch, ratio [95% interval]")
+    for r in result["implied"]:
+        lo, hi = r["ratio_ci95"]
+        lines.append(f"    {r['batch']:2d}  {r['ratio']:.4f} [{lo:.4f}, {hi:.4f}]")
     return "\n".join(lines)
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import math
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -21,8 +21,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 # %% auto #0
-__all__ = ['FeatureBundle', 'model_fingerprint', 'CaptureProcessor', 'capture', 'unet_feature_channels', 'vae_feature_channels',
-           'default_vae_features', 'caption_words', 'token_map', 'heat_map', 'word_heat_maps', 'overlay',
+__all__ = ['FeatureBundle', 'model_fingerprint', 'StepTracker', 'CaptureProcessor', 'AttentionRecorder', 'FeatureHook',
+           'set_image_channels', 'capture', 'generate_with_bundles', 'unet_feature_channels', 'vae_feature_channels',
+           'default_vae_features', 'caption_words', 'token_map', 'heat_map', 'word_heat_maps', 'heat_overlay',
            'heat_map_figure', 'attention_labels']
 
 # %% ../nbs/02_attention.ipynb #e4ee3e98
@@ -107,25 +108,107 @@ def _merge_resolutions(maps: dict[int, torch.Tensor], size=None, resolutions=Non
     return torch.stack(out).mean(0)
 
 # %% ../nbs/02_attention.ipynb #0316274e
-_FINGERPRINTS: dict = {}
-_CLASS_EMBEDS: dict = {}
+_FINGERPRINTS = weakref.WeakKeyDictionary()   # model -> (weights version, fingerprint)
 
 def _weights_version(model: torch.nn.Module) -> int:
     "Sum of the parameters' version counters: in-place updates (optimiser steps, `load_state_dict`) change it."
     return sum(p._version for m in model.modules() for p in m._parameters.values() if p is not None)
 
-def model_fingerprint(unet: torch.nn.Module) -> str:
+def model_fingerprint(model: torch.nn.Module) -> str:
     "A cheap hash of a model's weights (each parameter's name, shape and a strided sample), cached until they change."
-    key = (id(unet), _weights_version(unet))
-    if key in _FINGERPRINTS: return _FINGERPRINTS[key]
+    version = _weights_version(model)
+    cached = _FINGERPRINTS.get(model)
+    if cached is not None and cached[0] == version: return cached[1]
     h = hashlib.sha1()
-    for name, p in unet.state_dict().items():
+    for name, p in model.state_dict().items():
         flat = p.detach().reshape(-1)
         sample = flat[:: max(1, flat.numel() // 64)][:64].float().cpu().numpy()
         h.update(name.encode()); h.update(str(tuple(p.shape)).encode()); h.update(sample.tobytes())
-    _FINGERPRINTS[key] = h.hexdigest()[:16]
-    return _FINGERPRINTS[key]
+    _FINGERPRINTS[model] = version, h.hexdigest()[:16]
+    return _FINGERPRINTS[model][1]
 
+# %% ../nbs/02_attention.ipynb #f62d5022
+def _token_strings(pipe, prompts) -> list[list[str]]:
+    "The tokens of `prompts` as the pipeline's tokenizer pads them (none without a tokenizer)."
+    tok = getattr(pipe, "tokenizer", None)
+    if tok is None: return []
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    ids = tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True).input_ids
+    return [tok.convert_ids_to_tokens(i) for i in ids]
+
+class StepTracker:
+    """Which step of the denoising loop each UNet call is (call `count` from a UNet pre-hook), and whether it is one
+    of `steps` (loop indices, negative from the end, or "all"). `cfg`: whether the UNet batch is [uncond, cond]
+    (default: as the pipeline's last prompt encoding says). `tokens`: the caption's, until a prompt is encoded."""
+    def __init__(self, pipe=None, steps=-1, cfg: bool | None = None, tokens=None):
+        self.pipe, self.steps, self.cfg, self.tokens = pipe, steps, cfg, tokens
+
+    def attach(self) -> list:
+        "Start counting from zero; hook the pipeline's text encoder (if any). Returns the hook handles."
+        self.calls, self.step, self.loop, self._done, self._encoded, self._guided = 0, None, None, 0, [], False
+        te = getattr(self.pipe, "text_encoder", None)
+        return [] if te is None else [te.register_forward_pre_hook(self._text_pre, with_kwargs=True)]
+
+    def _text_pre(self, module, args, kwargs):
+        ids = args[0] if args else kwargs.get("input_ids")
+        if ids is not None: self._encoded.append(ids.detach().cpu())
+
+    def count(self) -> int:
+        "Count one UNet call; returns its index in the current loop."
+        self.calls += 1
+        if self._encoded:  # a new prompt was encoded: a new loop starts
+            self.tokens = [self.pipe.tokenizer.convert_ids_to_tokens(i) for i in self._encoded[0].tolist()]
+            guided = getattr(self.pipe, "do_classifier_free_guidance", None)  # set by the running pipeline call
+            self._guided = bool(guided) if guided is not None else len(self._encoded) > 1
+            self._encoded, self._done, self.loop = [], 0, None
+        if self.loop is None or self._done >= self.loop: self.loop, self._done = self.loop_length(), 0
+        self.step, self._done = self._done, self._done + 1
+        return self.step
+
+    def loop_length(self) -> int:
+        "UNet calls in the scheduler's loop (1 without a scheduler, or before its timesteps are set)."
+        s = getattr(self.pipe, "scheduler", None)
+        if s is None or getattr(s, "timesteps", None) is None: return 1
+        return max(1, len(s.timesteps) - (getattr(s, "begin_index", None) or 0))
+
+    @property
+    def wanted(self) -> bool:
+        "Whether the current step is one of `steps`."
+        if self.steps == "all": return True
+        steps = [self.steps] if isinstance(self.steps, int) else list(self.steps)
+        return any(self.step == (s % self.loop if s < 0 else s) for s in steps)
+
+    @property
+    def guided(self) -> bool:
+        "Whether the UNet batch is [unconditional, conditional]."
+        return self._guided if self.cfg is None else self.cfg
+
+# %% ../nbs/02_attention.ipynb #58f9b428
+_CLASS_EMBEDS = weakref.WeakKeyDictionary()   # text encoder -> (weights version, {class names: embeddings})
+
+@torch.no_grad()
+def _class_embeddings(pipe, class_names: tuple[str, ...]):
+    """Text-encoder states of each class name's own tokens `(Tc, D)` and the `(Tc, K)` token-to-class matrix,
+    computed once per text encoder (until its weights change)."""
+    tok, te = pipe.tokenizer, pipe.text_encoder
+    version = _weights_version(te)
+    if te not in _CLASS_EMBEDS or _CLASS_EMBEDS[te][0] != version: _CLASS_EMBEDS[te] = version, {}
+    cache = _CLASS_EMBEDS[te][1]
+    if class_names in cache: return cache[class_names]
+    enc = tok(list(class_names), padding="longest", truncation=True, return_tensors="pt")  # causal: padding
+    # after a name does not change its states
+    states = te(enc.input_ids.to(te.device))[0]
+    special = set(tok.all_special_ids)
+    rows, owner = [], []
+    for k, ids in enumerate(enc.input_ids.tolist()):
+        pos = [j for j, t in enumerate(ids) if t not in special]
+        if not pos: raise ValueError(f"class name {class_names[k]!r} has no tokens")
+        rows.append(states[k, pos]); owner += [k] * len(pos)
+    onehot = F.one_hot(torch.tensor(owner), len(class_names)).float()
+    cache[class_names] = torch.cat(rows), onehot.to(states.device)
+    return cache[class_names]
+
+# %% ../nbs/02_attention.ipynb #4ceaee2b
 def _grid(n: int, hw: tuple[int, int]) -> tuple[int, int]:
     "The (h, w) of a feature grid with `n` positions, found by halving the latent size `hw` (ceil, like a stride-2 conv)."
     h, w = hw
@@ -133,30 +216,33 @@ def _grid(n: int, hw: tuple[int, int]) -> tuple[int, int]:
     if h * w != n: raise ValueError(f"cannot place {n} positions on a grid downsampled from {hw}")
     return h, w
 
+def _keys(attn, ctx):
+    "An attention layer's keys of `ctx` `(B, heads, T, d)`, normed as its processor norms them."
+    k = attn.head_to_batch_dim(attn.to_k(ctx), out_dim=4)
+    return k if attn.norm_k is None else attn.norm_k(k)
+
 def _queries_keys(attn, hs, ctx, mask, temb):
-    "Queries and keys `(B, heads, N|T, d)` and the additive mask of an attention layer, computed as its processor does."
+    "Queries and keys `(B, heads, N|T, d)` in fp32 and the mask `(B, heads, 1|N, T)` of a layer, as its processor has them."
     if attn.spatial_norm is not None: hs = attn.spatial_norm(hs, temb)
     if hs.ndim == 4: hs = hs.flatten(2).transpose(1, 2)
     if attn.group_norm is not None: hs = attn.group_norm(hs.transpose(1, 2)).transpose(1, 2)
     ctx = hs if ctx is None else (attn.norm_encoder_hidden_states(ctx) if attn.norm_cross else ctx)
-    q, k = attn.to_q(hs), attn.to_k(ctx)
-    b, d = q.shape[0], k.shape[-1] // attn.heads
-    q = q.view(b, -1, attn.heads, d).transpose(1, 2)
-    k = k.view(b, -1, attn.heads, d).transpose(1, 2)
+    q, k = attn.head_to_batch_dim(attn.to_q(hs), out_dim=4), _keys(attn, ctx)
     if attn.norm_q is not None: q = attn.norm_q(q)
-    if attn.norm_k is not None: k = attn.norm_k(k)
-    if mask is not None:
-        mask = attn.prepare_attention_mask(mask, k.shape[2], b).view(b, attn.heads, -1, mask.shape[-1]).float()
-    return q.float(), k.float(), mask
+    b = q.shape[0]
+    if mask is not None: mask = attn.prepare_attention_mask(mask, k.shape[2], b).view(b, attn.heads, -1, mask.shape[-1])
+    return q.float(), k.float(), None if mask is None else mask.float()
 
-def _scores(attn, q, k, mask):
-    s = (q @ k.transpose(-1, -2)) * attn.scale
-    return s if mask is None else s + mask
+def _probs(attn, q, k, mask=None):
+    "Softmax attention `(B, heads, N, T)` by the layer's own `get_attention_scores` (which wants heads in the batch)."
+    p = attn.get_attention_scores(q.flatten(0, 1), k.flatten(0, 1), None if mask is None else mask.flatten(0, 1))
+    return p.view(*q.shape[:2], *p.shape[1:])
 
+# %% ../nbs/02_attention.ipynb #019b5cdb
 class CaptureProcessor:
-    "Runs the wrapped attention processor unchanged, then records the attention maps of the conditional half."
-    def __init__(self, inner, recorder: "capture"):
-        self.inner, self.rec = inner, recorder
+    "Runs the wrapped attention processor unchanged, then has `recorder` record the layer's attention maps."
+    def __init__(self, inner, recorder: "AttentionRecorder"):
+        self.inner, self.recorder = inner, recorder
 
     @cached_property
     def _params(self) -> set[str]: return set(inspect.signature(self.inner.__call__).parameters)
@@ -166,10 +252,135 @@ class CaptureProcessor:
         if kwargs: kwargs = {k: v for k, v in kwargs.items() if k in self._params}  # as `Attention.forward` filters them
         out = self.inner(attn, hidden_states, encoder_hidden_states=encoder_hidden_states,
                          attention_mask=attention_mask, **kwargs)
-        self.rec._record(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+        self.recorder.record(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
         return out
 
+class AttentionRecorder:
+    """Attention maps of the `layers` (`{name: Attention}`) while attached to a UNet call, summed per grid: cross
+    (averaged over heads, or `heads="keep"`), class names beside the caption (`class_embeds`, see `_class_embeddings`),
+    and self-attention at the grid heights `self_attn`. `maps()` averages the sums, in `dtype`."""
+    def __init__(self, layers: dict, heads: str = "mean", self_attn=(), dtype=torch.float32, class_embeds=None):
+        if heads not in ("mean", "keep"): raise ValueError(f"heads must be 'mean' or 'keep', not {heads!r}")
+        self.layers, self.heads, self.self_res, self.dtype = layers, heads, set(self_attn), dtype
+        self.class_embeds, self._originals = class_embeds, None
+
+    @property
+    def attached(self) -> bool: return self._originals is not None
+
+    def attach(self, batch: slice, latent_hw: tuple[int, int]):
+        "Wrap the layers' processors; record the items `batch` of a UNet call on a `latent_hw` latent."
+        self.batch, self.latent_hw = batch, tuple(latent_hw)
+        self._sums = {"cross": {}, "class_maps": {}, "self_attn": {}}
+        self._originals = {n: m.processor for n, m in self.layers.items()}
+        for m in self.layers.values(): m.set_processor(CaptureProcessor(m.processor, self))
+
+    def detach(self):
+        "Put the original processors back (nothing to do when not attached)."
+        if not self.attached: return
+        for n, m in self.layers.items(): m.set_processor(self._originals[n])
+        self._originals = None
+
+    def maps(self) -> dict[str, dict[int, torch.Tensor]]:
+        "{kind: {grid height: map}}: cross and class maps `(B, [heads,] T|K, h, w)`, self-attention `(B, h*w, h*w)`."
+        out = {}
+        for kind, sums in self._sums.items():
+            out[kind] = {}
+            for (h, w), (total, count) in sums.items():
+                m = total / count
+                if kind != "self_attn": m = m.transpose(-1, -2).reshape(*m.shape[:-2], m.shape[-1], h, w)
+                out[kind][h] = m.to(self.dtype)
+        return out
+
+    def _add(self, kind, hw, m):
+        sums = self._sums[kind]
+        if hw in sums:
+            if sums[hw][0].shape != m.shape: raise ValueError(f"{kind} maps of different shapes at {hw}: use heads='mean'")
+            sums[hw][0].add_(m); sums[hw][1] += 1
+        else: sums[hw] = [m, 1]
+
+    @torch.no_grad()
+    def record(self, attn, hs, ctx, mask, temb):
+        "Add one attention layer's maps of the recorded items (called by `CaptureProcessor`)."
+        if ctx is None and not self.self_res: return  # self-attention, none asked
+        hs, ctx, mask, temb = (None if x is None else x[self.batch] for x in (hs, ctx, mask, temb))
+        hw = _grid(hs.shape[-2] * hs.shape[-1] if hs.ndim == 4 else hs.shape[1], self.latent_hw)
+        if ctx is None:
+            if hw[0] in self.self_res: self._add("self_attn", hw, self._self_attention(attn, hs, mask, temb))
+            return
+        q, k, mask = _queries_keys(attn, hs, ctx, mask, temb)
+        p = _probs(attn, q, k, mask)
+        self._add("cross", hw, p.mean(1) if self.heads == "mean" else p)
+        if self.class_embeds is not None: self._add("class_maps", hw, self._class_share(attn, q, k, mask, ctx))
+
+    def _self_attention(self, attn, hs, mask, temb):
+        "Self-attention `(B, N, N)` averaged over heads, one head at a time: an `(N, N)` map per head at most."
+        q, k, mask = _queries_keys(attn, hs, None, mask, temb)
+        p = 0
+        for h in range(q.shape[1]):
+            p = p + _probs(attn, q[:, h:h + 1], k[:, h:h + 1], None if mask is None else mask[:, h:h + 1])[:, 0]
+        return p / q.shape[1]
+
+    def _class_share(self, attn, q, k, mask, ctx):
+        "Each class's share `(B, N, K)` of a softmax over the caption's and the class names' keys, averaged over heads."
+        embeds, onehot = self.class_embeds
+        cls = embeds.to(ctx).expand(q.shape[0], -1, -1)  # the dtype and device of the layer's context
+        kc = _keys(attn, attn.norm_encoder_hidden_states(cls) if attn.norm_cross else cls).float()
+        joint_mask = None if mask is None else F.pad(mask, (0, kc.shape[2]))  # the class names are never masked
+        joint = _probs(attn, q, torch.cat([k, kc], 2), joint_mask)  # the caption's scores again: (N, T) more, one step
+        return (joint[..., k.shape[2]:] @ onehot).mean(1)  # always averaged over heads: the decoder's input
+
+# %% ../nbs/02_attention.ipynb #56b3e9a6
+class FeatureHook:
+    """Copies of what each of `up_blocks` hands to its upsampler (its output when it has none) while attached,
+    `{grid height: (B, C, h, w)}` in `dtype`, for the grid `heights` asked (default all)."""
+    def __init__(self, up_blocks, dtype=torch.float32, heights=None):
+        self.up_blocks, self.dtype, self.heights = up_blocks, dtype, heights
+        self.features, self._handles = {}, []
+
+    @property
+    def attached(self) -> bool: return bool(self._handles)
+
+    def attach(self, batch: slice = slice(None)):
+        "Hook the blocks; keep the items `batch` of what they compute from now on."
+        self.batch, self.features = batch, {}
+        for block in self.up_blocks:
+            if getattr(block, "upsamplers", None): h = block.upsamplers[0].register_forward_pre_hook(self._before_upsampler)
+            else: h = block.register_forward_hook(self._block_output)
+            self._handles.append(h)
+
+    def detach(self) -> dict[int, torch.Tensor]:
+        "Remove the hooks; returns the features kept."
+        for h in self._handles: h.remove()
+        self._handles = []
+        return self.features
+
+    def _before_upsampler(self, module, args): self._keep(args[0])
+
+    def _block_output(self, module, args, out): self._keep(out[0] if isinstance(out, tuple) else out)
+
+    def _keep(self, x):
+        h = x.shape[-2]
+        if self.heights is not None and h not in self.heights: return
+        x = x[self.batch].detach().to(self.dtype, copy=True)  # a copy: do not keep the whole batch's tensor alive
+        self.features[h] = torch.cat([self.features[h], x], 1) if h in self.features else x
+
+def set_image_channels(features: dict, images: torch.Tensor, replace: bool = False) -> dict:
+    """The image's own grid ends with the image's channels: append `images` `(B, C, H, W)` to `features[H]`, or
+    `replace` the last `C` channels there; nothing when `H` is not in `features`."""
+    h = images.shape[-2]
+    if h in features:
+        x = images.detach().to(features[h])
+        if replace: features[h][:, -x.shape[1]:] = x
+        else: features[h] = torch.cat([features[h], x], 1)
+    return features
+
 # %% ../nbs/02_attention.ipynb #5d2a19a1
+def _per_item(tokens: list, n: int) -> list:
+    "The prompts' tokens repeated for `n` items (several images per prompt)."
+    if not tokens or len(tokens) == n: return tokens
+    if n % len(tokens): raise ValueError(f"{len(tokens)} prompts for a conditional batch of {n}")
+    return [t for t in tokens for _ in range(n // len(tokens))]
+
 class capture:
     """Record a `FeatureBundle` per captured UNet call, around `pipe(...)` or `pipe.unet(...)` calls.
 
@@ -186,45 +397,41 @@ class capture:
                  dtype=torch.float32, cfg: bool | None = None, prompts=None, features: bool = True, vae_features=()):
         self.pipe = None if hasattr(target, "set_attn_processor") else target
         self.unet = target if self.pipe is None else target.unet
-        if heads not in ("mean", "keep"): raise ValueError(f"heads must be 'mean' or 'keep', not {heads!r}")
         if classes and self.pipe is None: raise ValueError("class maps need a pipeline (tokenizer and text encoder)")
-        self.steps, self.heads, self.dtype, self.cfg = steps, heads, dtype, cfg
-        self.self_res, self.want_features = set(self_attn), features
-        self.class_names = tuple(classes)
+        self.steps, self.dtype, self.class_names = steps, dtype, tuple(classes)
         self.vae_levels = tuple(int(h) for h in vae_features)
         self.vae = getattr(self.pipe, "vae", None)
         if self.vae_levels and self.vae is None: raise ValueError("VAE features need a pipeline with a VAE")
         if self.vae_levels and getattr(self.vae, "use_tiling", False):
             raise ValueError("VAE features cannot be captured from a tiled VAE decode: call pipe.vae.disable_tiling()")
-        self._modules = {n: m for n, m in self.unet.named_modules() if hasattr(type(m), "set_processor")
-                         and (layers is None or any(n.startswith(p) for p in layers))}  # the attention layers to record
-        if not self._modules: raise ValueError(f"no attention layer matches layers={layers}")
-        self._layers = list(self._modules)
-        self._prompt_tokens = self._token_strings(prompts) if prompts is not None else None
+        modules = {n: m for n, m in self.unet.named_modules() if hasattr(type(m), "set_processor")
+                   and (layers is None or any(n.startswith(p) for p in layers))}  # the attention layers to record
+        if not modules: raise ValueError(f"no attention layer matches layers={layers}")
+        self.tracker = StepTracker(self.pipe, steps, cfg, _token_strings(self.pipe, prompts) if prompts is not None else None)
+        self.attention = AttentionRecorder(modules, heads, self_attn, dtype)
+        self.unet_hook = FeatureHook(self.unet.up_blocks, dtype) if features else None
+        self.vae_hook = FeatureHook(self.vae.decoder.up_blocks, dtype, self.vae_levels) if self.vae_levels else None
         self.bundles: list[FeatureBundle] = []
 
-    # ---- context protocol -------------------------------------------------------------------------------------
     def __enter__(self) -> "capture":
-        self._class_embeds = self._embed_classes() if self.class_names else None
+        self.attention.class_embeds = _class_embeddings(self.pipe, self.class_names) if self.class_names else None
         self._handles = [self.unet.register_forward_pre_hook(self._unet_pre, with_kwargs=True),
                          self.unet.register_forward_hook(self._unet_post, prepend=True)]  # nested captures unwind in order
-        self._feature_handles = []
-        if self.pipe is not None and getattr(self.pipe, "text_encoder", None) is not None:
-            self._handles.append(self.pipe.text_encoder.register_forward_pre_hook(self._text_pre, with_kwargs=True))
-        if self.vae_levels:
+        self._handles += self.tracker.attach()
+        if self.vae_hook:
             self._handles += [self.vae.decoder.register_forward_pre_hook(self._vae_pre),
                               self.vae.decoder.register_forward_hook(self._vae_post)]
-        self._vae_wait, self._vae_handles, self._vae_call = False, [], {}
-        self._active, self._calls, self._loop, self._te_ids, self._n_unet = False, 0, None, [], 0
+        self._vae_wait = False
         self._model = {"name": str(getattr(self.unet.config, "_name_or_path", "") or ""),
                        "hash": model_fingerprint(self.unet)}
         return self
 
     def __exit__(self, *exc):
-        for h in self._handles + self._vae_handles: h.remove()
-        self._stop_recording()  # also after an exception inside a captured UNet call
-        if exc[0] is None and self._n_unet and not self.bundles:
-            warnings.warn(f"capture: {self._n_unet} UNet call(s) but none matched steps={self.steps!r}; "
+        for h in self._handles: h.remove()
+        self._stop()  # also after an exception inside a captured UNet call or decode
+        if self.vae_hook: self.vae_hook.detach()
+        if exc[0] is None and self.tracker.calls and not self.bundles:
+            warnings.warn(f"capture: {self.tracker.calls} UNet call(s) but none matched steps={self.steps!r}; "
                           "around a single UNet call pass steps='all'")
         return False
 
@@ -236,193 +443,63 @@ class capture:
         if not found: raise ValueError(f"step {step} was not captured; captured: {[b.meta['step'] for b in self.bundles]}")
         return FeatureBundle.cat(found)
 
-    # ---- text ------------------------------------------------------------------------------------------------
-    def _token_strings(self, prompts) -> list[list[str]]:
-        tok = getattr(self.pipe, "tokenizer", None)
-        if tok is None: return []
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        ids = tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True).input_ids
-        return [tok.convert_ids_to_tokens(i) for i in ids]
-
-    @torch.no_grad()
-    def _embed_classes(self):
-        "Text-encoder states of each class name's own tokens `(Tc, D)`, and the (Tc, K) token-to-class matrix."
-        tok, te = self.pipe.tokenizer, self.pipe.text_encoder
-        key = (id(te), _weights_version(te), self.class_names)
-        if key in _CLASS_EMBEDS: return _CLASS_EMBEDS[key]  # a frozen text encoder: embed once, not per call
-        enc = tok(list(self.class_names), padding="longest", truncation=True, return_tensors="pt")  # causal: padding
-        # after a name does not change its states
-        states = te(enc.input_ids.to(te.device))[0]
-        special = set(tok.all_special_ids)
-        rows, owner = [], []
-        for k, ids in enumerate(enc.input_ids.tolist()):
-            pos = [j for j, t in enumerate(ids) if t not in special]
-            if not pos: raise ValueError(f"class name {self.class_names[k]!r} has no tokens")
-            rows.append(states[k, pos]); owner += [k] * len(pos)
-        onehot = F.one_hot(torch.tensor(owner), len(self.class_names)).float()
-        _CLASS_EMBEDS[key] = torch.cat(rows), onehot.to(states.device)
-        return _CLASS_EMBEDS[key]
-
-    def _text_pre(self, module, args, kwargs):
-        ids = args[0] if args else kwargs.get("input_ids")
-        if ids is not None: self._te_ids.append(ids.detach().cpu())
-
-    # ---- UNet calls ------------------------------------------------------------------------------------------
-    def _loop_length(self) -> int:
-        s = getattr(self.pipe, "scheduler", None)
-        if s is None or getattr(s, "timesteps", None) is None: return 1
-        return max(1, len(s.timesteps) - (getattr(s, "begin_index", None) or 0))
-
-    def _wanted(self, step: int, n: int) -> bool:
-        if self.steps == "all": return True
-        steps = [self.steps] if isinstance(self.steps, int) else list(self.steps)
-        return any(step == (s % n if s < 0 else s) for s in steps)
-
-    def _start_recording(self):
-        "Wrap the asked layers' processors and hook the up blocks, for this UNet call only."
-        self._original = {n: m.processor for n, m in self._modules.items()}
-        for n, m in self._modules.items(): m.set_processor(CaptureProcessor(m.processor, self))
-        if self.want_features:
-            for block in self.unet.up_blocks:
-                if getattr(block, "upsamplers", None): h = block.upsamplers[0].register_forward_pre_hook(self._feat_pre)
-                else: h = block.register_forward_hook(self._feat_post)
-                self._feature_handles.append(h)
-        self._active = True
-
-    def _stop_recording(self):
-        "Put the processors back and remove the feature hooks (nothing to do outside a captured UNet call)."
-        if not self._active: return
-        for h in self._feature_handles: h.remove()
-        for n, m in self._modules.items(): m.set_processor(self._original[n])
-        self._feature_handles, self._active = [], False
+    def _stop(self) -> dict:
+        "Detach the recorder and the UNet's feature hook; returns the features kept."
+        self.attention.detach()
+        return self.unet_hook.detach() if self.unet_hook else {}
 
     def _unet_pre(self, module, args, kwargs):
         sample = args[0] if args else kwargs["sample"]
         t = args[1] if len(args) > 1 else kwargs["timestep"]
-        self._n_unet += 1
-        self._stop_recording()  # in case the previous captured call raised before finishing
-        if self._te_ids:  # a new prompt was encoded: a new loop starts
-            self._prompt_tokens = [self.pipe.tokenizer.convert_ids_to_tokens(i) for i in self._te_ids[0].tolist()]
-            guided = getattr(self.pipe, "do_classifier_free_guidance", None)  # set by the running pipeline call
-            self._cfg_seen = bool(guided) if guided is not None else len(self._te_ids) > 1
-            self._te_ids, self._calls, self._loop = [], 0, None
-        if self._loop is None or self._calls >= self._loop: self._loop, self._calls = self._loop_length(), 0
-        step = self._calls; self._calls += 1
-        if not self._wanted(step, self._loop): return
-        b = sample.shape[0]
-        cfg = self.cfg if self.cfg is not None else getattr(self, "_cfg_seen", False)
+        self._stop()  # in case the previous captured call raised before finishing
+        step = self.tracker.count()
+        if not self.tracker.wanted: return
+        b, cfg, hw = sample.shape[0], self.tracker.guided, tuple(sample.shape[-2:])
         if cfg and b % 2: raise ValueError(f"cfg=True needs an even UNet batch, got {b}")
-        self._sl = slice(b // 2, b) if cfg else slice(0, b)
-        self._hw = tuple(sample.shape[-2:])
-        self._acc = {"cross": {}, "class_maps": {}, "self_attn": {}}
-        self._feats = {}
+        batch = slice(b // 2, b) if cfg else slice(0, b)
         ts = t.flatten()[:1].item() if torch.is_tensor(t) else t
-        self._meta = {"model": self._model, "step": step, "timestep": float(ts), "loop_length": self._loop,
-                      "layers": self._layers, "heads": self.heads, "dtype": str(self.dtype).removeprefix("torch."),
-                      "latent_size": list(self._hw), "cfg": bool(cfg),
+        self._meta = {"model": self._model, "step": step, "timestep": float(ts), "loop_length": self.tracker.loop,
+                      "layers": list(self.attention.layers), "heads": self.attention.heads,
+                      "dtype": str(self.dtype).removeprefix("torch."), "latent_size": list(hw), "cfg": bool(cfg),
                       "scheduler": type(getattr(self.pipe, "scheduler", None)).__name__ if self.pipe else None}
         if self.vae_levels:
-            if min(self.vae_levels) <= self._hw[0]:
-                raise ValueError(f"vae_features {self.vae_levels} must be finer than the {self._hw[0]}-high latent grid")
+            if min(self.vae_levels) <= hw[0]:
+                raise ValueError(f"vae_features {self.vae_levels} must be finer than the {hw[0]}-high latent grid")
             self._meta.update(vae_features=list(self.vae_levels), vae_hash=model_fingerprint(self.vae))
-        self._start_recording()
+        self.attention.attach(batch, hw)
+        if self.unet_hook: self.unet_hook.attach(batch)
 
     def _unet_post(self, module, args, out):
-        if not self._active: return
-        self._stop_recording()
-        n = self._sl.stop - self._sl.start
-        maps = {}
-        for kind, acc in self._acc.items():
-            maps[kind] = {}
-            for (h, w), (total, count) in acc.items():
-                m = total / count
-                if kind == "self_attn": maps[kind][h] = m.to(self.dtype)
-                else:  # (B, [heads,] N, T) -> (B, [heads,] T, h, w)
-                    maps[kind][h] = m.transpose(-1, -2).reshape(*m.shape[:-2], m.shape[-1], h, w).to(self.dtype)
-        tokens = self._prompt_tokens or []
-        if tokens and len(tokens) != n:
-            if n % len(tokens): raise ValueError(f"{len(tokens)} prompts for a conditional batch of {n}")
-            tokens = [t for t in tokens for _ in range(n // len(tokens))]
-        self.bundles.append(FeatureBundle(self._feats, maps["cross"], maps["class_maps"], maps["self_attn"],
-                                          tokens=tokens, class_names=self.class_names, meta=self._meta))
+        if not self.attention.attached: return
+        features, maps = self._stop(), self.attention.maps()
+        n = self.attention.batch.stop - self.attention.batch.start
+        self.bundles.append(FeatureBundle(features, maps["cross"], maps["class_maps"], maps["self_attn"],
+                                          tokens=_per_item(self.tracker.tokens or [], n),
+                                          class_names=self.class_names, meta=self._meta))
         self._vae_wait = bool(self.vae_levels)   # the next VAE decode adds its features to this bundle
 
-    def _feat_pre(self, module, args): self._store_feature(args[0])
-
-    def _feat_post(self, module, args, out): self._store_feature(out[0] if isinstance(out, tuple) else out)
-
-    def _store_feature(self, x):
-        x = x[self._sl].detach().to(self.dtype, copy=True)  # a copy: do not keep the whole batch's tensor alive
-        h = x.shape[-2]
-        self._feats[h] = torch.cat([self._feats[h], x], 1) if h in self._feats else x
-
-    # ---- VAE decoder -------------------------------------------------------------------------------------------
     def _vae_pre(self, module, args):
-        "Hook the decoder's up blocks while it decodes the latents of the last captured call."
-        if not self._vae_wait: return
-        for block in module.up_blocks:
-            if getattr(block, "upsamplers", None): h = block.upsamplers[0].register_forward_pre_hook(self._vae_feat_pre)
-            else: h = block.register_forward_hook(self._vae_feat_post)
-            self._vae_handles.append(h)
-
-    def _vae_feat_pre(self, module, args): self._store_vae(args[0])
-
-    def _vae_feat_post(self, module, args, out): self._store_vae(out)
-
-    def _store_vae(self, x):
-        if x.shape[-2] in self.vae_levels: self._vae_call[x.shape[-2]] = x.detach().to(self.dtype, copy=True)
+        if self._vae_wait: self.vae_hook.attach()
 
     def _vae_post(self, module, args, out):
-        if not self._vae_handles: return
-        for h in self._vae_handles: h.remove()
-        self._vae_handles, call, self._vae_call = [], self._vae_call, {}
+        if not self.vae_hook.attached: return
+        call = self.vae_hook.detach()
         missing = [h for h in self.vae_levels if h not in call]
         if missing: raise ValueError(f"the VAE decoder has no features at heights {missing} (see vae_feature_channels)")
-        top = out.shape[-2]
-        if top in call: call[top] = torch.cat([call[top], out.detach().to(self.dtype)], 1)   # and the decoded image
-        f, b = self.bundles[-1].features, self.bundles[-1]
-        for h, x in call.items(): f[h] = torch.cat([f[h], x]) if h in f else x   # a sliced decode: image by image
-        self._vae_wait = f[self.vae_levels[0]].shape[0] < len(b)   # more slices to come
+        set_image_channels(call, out)   # the decoded image joins the features of its own grid
+        b = self.bundles[-1]
+        for h, x in call.items(): b.features[h] = torch.cat([b.features[h], x]) if h in b.features else x  # slice by slice
+        self._vae_wait = b.features[self.vae_levels[0]].shape[0] < len(b)   # more slices to come
 
-    # ---- attention -------------------------------------------------------------------------------------------
-    def _add(self, kind, hw, m):
-        acc = self._acc[kind]
-        if hw in acc:
-            if acc[hw][0].shape != m.shape: raise ValueError(f"{kind} maps of different shapes at {hw}: use heads='mean'")
-            acc[hw][0].add_(m); acc[hw][1] += 1
-        else: acc[hw] = [m, 1]
-
-    @torch.no_grad()
-    def _record(self, attn, hs, ctx, mask, temb):
-        if ctx is None and not self.self_res: return  # self-attention, none asked
-        sl = self._sl
-        hs_c = hs[sl]
-        ctx_c = None if ctx is None else ctx[sl]
-        mask_c = None if mask is None else mask[sl]
-        temb_c = None if temb is None else temb[sl]
-        n = hs_c.shape[-2] * hs_c.shape[-1] if hs_c.ndim == 4 else hs_c.shape[1]
-        hw = _grid(n, self._hw)
-        if ctx_c is None:
-            if hw[0] not in self.self_res: return
-            q, k, mask_c = _queries_keys(attn, hs_c, None, mask_c, temb_c)
-            p = 0  # one head at a time: an (N, N) map per head is the largest tensor made
-            for h in range(q.shape[1]):
-                p = p + _scores(attn, q[:, h], k[:, h], None if mask_c is None else mask_c[:, h]).softmax(-1)
-            self._add("self_attn", hw, p / q.shape[1])
-            return
-        q, k, mask_c = _queries_keys(attn, hs_c, ctx_c, mask_c, temb_c)
-        scores = _scores(attn, q, k, mask_c)
-        p = scores.softmax(-1)
-        self._add("cross", hw, p.mean(1) if self.heads == "mean" else p)
-        if self._class_embeds is not None:
-            embeds, onehot = self._class_embeds
-            cls = embeds.to(ctx_c).expand(q.shape[0], -1, -1)  # the dtype and device of the layer's context
-            k = attn.to_k(attn.norm_encoder_hidden_states(cls) if attn.norm_cross else cls)
-            k = k.view(q.shape[0], -1, attn.heads, q.shape[-1]).transpose(1, 2)
-            if attn.norm_k is not None: k = attn.norm_k(k)
-            joint = torch.cat([scores, _scores(attn, q, k.float(), None)], -1).softmax(-1)  # caption + class tokens
-            pc = joint[..., scores.shape[-1]:] @ onehot  # (B, heads, N, K): a class's share among them
-            self._add("class_maps", hw, pc.mean(1))  # always averaged over heads: the decoder's input
+# %% ../nbs/02_attention.ipynb #6545c202
+def generate_with_bundles(pipe, prompts, seed: int = 0, steps: int = 25, capture_steps=-1, guidance_scale: float = 7.5,
+                          size: int | None = None, **capture_kw) -> tuple[np.ndarray, list[FeatureBundle]]:
+    "Generate `prompts` inside `capture(pipe, steps=capture_steps, **capture_kw)`: uint8 images `(B, H, W, 3)`, bundles."
+    size = size or int(pipe.unet.config.sample_size * pipe.vae_scale_factor)
+    with capture(pipe, steps=capture_steps, **capture_kw) as cap:
+        images = pipe(prompts, num_inference_steps=steps, guidance_scale=guidance_scale, height=size, width=size,
+                      generator=torch.Generator(pipe.device).manual_seed(seed), output_type="np").images
+    return (images * 255).round().astype(np.uint8), cap.bundles
 
 # %% ../nbs/02_attention.ipynb #a7fa0dcd
 def unet_feature_channels(unet) -> dict:
@@ -482,7 +559,7 @@ def word_heat_maps(bundle: FeatureBundle, i: int, size=None, resolutions=None) -
     "Heat maps of every distinct word of item `i`'s caption, in caption order."
     return {w: heat_map(bundle, i, w, size, resolutions) for w in dict.fromkeys(w for w, _ in caption_words(bundle.tokens[i]))}
 
-def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
     "`heat` ((h, w) in [0, 1], resized to the image) coloured by `cmap` and blended over `image` (uint8 HxWx3)."
     import matplotlib
     H, W = image.shape[:2]
@@ -503,7 +580,7 @@ def heat_map_figure(image: np.ndarray, bundle: FeatureBundle, i: int = 0, words=
     for row, w in zip(axes, words):
         row[0].imshow(image); row[0].set_ylabel(w, fontsize=10)
         for ax, res in zip(row[1:], cols):
-            ax.imshow(overlay(image, heat_map(bundle, i, w, size=size, resolutions=res), alpha))
+            ax.imshow(heat_overlay(image, heat_map(bundle, i, w, size=size, resolutions=res), alpha))
     for ax, title in zip(axes[0], ["image"] + [f"{r[0]}x{r[0]}" for r in cols[:-1]] + ["all"]): ax.set_title(title, fontsize=9)
     for ax in axes.flat: ax.set_xticks([]); ax.set_yticks([])
     fig.tight_layout()

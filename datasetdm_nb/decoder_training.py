@@ -19,7 +19,7 @@ from .attention import FeatureBundle, default_vae_features, unet_feature_channel
 from .dataset_io import display_name, load_dataset, write_dataset
 from .decoder import (PerceptionDecoder, check_pipeline, class_text_embeddings, decoder_features, load_decoder,
                                   predict, to_sample)
-from .inversion import TIMESTEP, extract_features
+from .inversion import extract_features
 from .models import load_pipeline, training_process_state
 from .sample import class_prompt
 from .shapeworld import KEYPOINT_NAMES, SKELETON, shapeworld
@@ -147,7 +147,6 @@ def train_decoder(task="semantic", data="shapeworld", n: int = 100, epochs: int 
         p = decoder.config.provenance
         timestep, method, layers, vae_features = int(p["timestep"]), p["inversion"], p["layer_prefixes"], p.get("vae_features", ())
     classes = tuple(decoder.config.classes) if decoder is not None else tuple(train[0].classes)
-    timestep = TIMESTEP if timestep is None else timestep
     vae_features = tuple(default_vae_features(pipe) if vae_features is None else vae_features)
     upsample_layers = (0 if vae_features else 1) if upsample_layers is None else upsample_layers
     bundle = extract_features(pipe, train, classes, cache_dir, timestep=timestep, method=method, layers=layers,

@@ -13,15 +13,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .attention import FeatureBundle, capture, model_fingerprint
+from .attention import FeatureBundle, capture, model_fingerprint, set_image_channels
 
 # %% auto #0
-__all__ = ['TIMESTEP', 'native_size', 'last_timestep', 'images_to_tensor', 'image_seed', 'encode_images', 'add_noise',
-           'ddim_invert', 'encode_prompts', 'invert', 'extract_features', 'bundle_similarity']
+__all__ = ['native_size', 'last_timestep', 'images_to_tensor', 'image_seed', 'encode_images', 'add_noise', 'ddim_invert',
+           'encode_prompts', 'invert', 'extract_features', 'bundle_similarity']
 
 # %% ../nbs/03_inversion.ipynb #fff76de7
-TIMESTEP = 40  # the ShapeWorld pipeline's last DPM-Solver timestep at 25 steps
-
 def native_size(pipe) -> int:
     "The image size the pipeline's UNet was trained for, in pixels."
     return int(pipe.unet.config.sample_size * pipe.vae_scale_factor)
@@ -89,15 +87,17 @@ def encode_prompts(pipe, prompts) -> torch.Tensor:
     return pipe.encode_prompt(list(prompts), pipe.unet.device, 1, False)[0]
 
 @torch.no_grad()
-def invert(pipe, images, prompts, classes=(), timestep: int = TIMESTEP, method: str = "noise", ddim_steps: int = 10,
+def invert(pipe, images, prompts, classes=(), timestep: int | None = None, method: str = "noise", ddim_steps: int = 10,
            layers=None, seed: int = 0, size: int | None = None, vae_features=()) -> FeatureBundle:
-    """The `FeatureBundle` of real `images` with their `prompts`: VAE latent, noised to `timestep`, one UNet pass.
+    """The `FeatureBundle` of real `images` with their `prompts`: VAE latent, noised to `timestep` (default: the
+    pipeline scheduler's last timestep at 25 steps), one UNet pass.
     `vae_features`: heights of VAE-decoder features to add, from decoding the clean latent (as generation decodes its
     last latent); on the image's own grid the image channels are the image itself, as at generation they are the
     image generated (not its reconstruction, which is blurrier)."""
     images = list(images)
     prompts = [prompts] * len(images) if isinstance(prompts, str) else list(prompts)
     if len(prompts) != len(images): raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
+    timestep = last_timestep(pipe.scheduler) if timestep is None else timestep
     if method not in ("noise", "ddim"): raise ValueError(f"method must be 'noise' or 'ddim', not {method!r}")
     if not 0 <= timestep < pipe.scheduler.config.num_train_timesteps:
         raise ValueError(f"timestep must be in [0, {pipe.scheduler.config.num_train_timesteps}), got {timestep}")
@@ -112,7 +112,7 @@ def invert(pipe, images, prompts, classes=(), timestep: int = TIMESTEP, method: 
         pipe.unet(x, int(timestep), encoder_hidden_states=embeds)
         if vae_features: pipe.vae.decode(latents / pipe.vae.config.scaling_factor)
     bundle = cap.bundle()
-    if size in tuple(vae_features): bundle.features[size][:, -pixels.shape[1]:] = pixels.to(bundle.features[size])
+    set_image_channels(bundle.features, pixels, replace=True)   # the real image, not its reconstruction
     bundle.meta.update(inversion=method, image_size=size)
     return bundle
 
@@ -135,13 +135,15 @@ def _cache_key(image, prompt, settings: dict) -> str:
     h.update(json.dumps([prompt, settings], sort_keys=True).encode())
     return h.hexdigest()[:20]
 
-def extract_features(pipe, samples, classes=(), cache_dir=None, batch_size: int = 16, timestep: int = TIMESTEP,
+def extract_features(pipe, samples, classes=(), cache_dir=None, batch_size: int = 16, timestep: int | None = None,
                      method: str = "noise", layers=None, seed: int = 0, vae_features=(), progress: bool = True) -> FeatureBundle:
     """Bundles of `samples` by `invert`, batched, cached in `cache_dir`. `samples`: `Sample`s, `(image, prompt)`
-    pairs, or a folder (a dataset the loaders read, else its image files, with a prompt naming `classes`)."""
+    pairs, or a folder (a dataset the loaders read, else its image files, with a prompt naming `classes`).
+    `timestep`: default the pipeline scheduler's last timestep at 25 steps."""
     if isinstance(samples, (str, Path)): samples = _folder_items(Path(samples), classes)
     items = [(np.asarray(s.image), s.prompt()) if hasattr(s, "image") else (np.asarray(s[0]), s[1]) for s in samples]
     if not items: raise ValueError("no images to extract features from")
+    timestep = last_timestep(pipe.scheduler) if timestep is None else timestep
     settings = dict(model=model_fingerprint(pipe.unet), timestep=int(timestep), method=method, classes=list(classes),
                     layers=layers, seed=seed, size=native_size(pipe), vae_features=[int(h) for h in vae_features])
     if vae_features: settings["vae"] = model_fingerprint(pipe.vae)

@@ -9,10 +9,9 @@ import io
 
 import ipywidgets as W
 import numpy as np
-import torch
 from PIL import Image
 
-from .attention import FeatureBundle, capture, caption_words, heat_map, overlay
+from .attention import FeatureBundle, caption_words, generate_with_bundles, heat_map, heat_overlay
 
 # %% auto #0
 __all__ = ['generate_with_maps', 'explorer_view', 'AttentionExplorer', 'steps_figure']
@@ -21,16 +20,13 @@ __all__ = ['generate_with_maps', 'explorer_view', 'AttentionExplorer', 'steps_fi
 def generate_with_maps(pipe, prompt: str, seed: int = 0, steps: int = 10, capture_steps="all",
                        guidance_scale: float = 7.5, size: int | None = None):
     "Generate `prompt`; return the image (uint8 HxWx3) and `{step: FeatureBundle}` of the captured steps."
-    size = size or pipe.unet.config.sample_size * pipe.vae_scale_factor
-    with capture(pipe, steps=capture_steps) as cap:
-        image = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance_scale, height=size, width=size,
-                     generator=torch.Generator(pipe.device).manual_seed(seed), output_type="np").images[0]
-    return (image * 255).round().astype(np.uint8), {b.meta["step"]: b.to("cpu") for b in cap.bundles}
+    images, bundles = generate_with_bundles(pipe, [prompt], seed, steps, capture_steps, guidance_scale, size)
+    return images[0], {b.meta["step"]: b.to("cpu") for b in bundles}
 
 def explorer_view(image: np.ndarray, bundle: FeatureBundle, word: str, resolution="all", opacity: float = 0.5):
     "The heat map of `word` (`(H, W)` in [0, 1]) at `resolution` ('all' or a grid height), and its overlay on `image`."
     heat = heat_map(bundle, 0, word, size=image.shape[:2], resolutions=None if resolution == "all" else [resolution])
-    return heat, overlay(image, heat, alpha=opacity)
+    return heat, heat_overlay(image, heat, alpha=opacity)
 
 def _png(a: np.ndarray, scale: int = 4) -> bytes:
     buf = io.BytesIO()

@@ -46,17 +46,15 @@ def test_label_images_writes_a_loadable_dataset(shipped, tmp_path):
 
 def test_generated_image_labels_agree_with_labels_of_its_inversion(shipped):
     "The decoder's input from generation and from inverting the generated image are close, and so are the labels."
-    from datasetdm_nb.attention import capture
+    from datasetdm_nb.attention import generate_with_bundles
     from datasetdm_nb.tasks import semantic_miou
     from datasetdm_nb.inversion import bundle_similarity, invert
     pipe, dec = shipped
     prompts = [s.caption for s in shapeworld("pool", 6, start=123)]
     vae_features = dec.config.provenance.get("vae_features", ())
-    with capture(pipe, steps=-1, classes=dec.config.classes, vae_features=vae_features) as cap:
-        images = pipe(prompts, num_inference_steps=25, guidance_scale=5.0, output_type="np",
-                      generator=torch.Generator().manual_seed(0)).images
-    gen = cap.bundle()
-    images = list((images * 255).round().astype(np.uint8))
+    images, bundles = generate_with_bundles(pipe, prompts, steps=25, guidance_scale=5.0, classes=dec.config.classes,
+                                            vae_features=vae_features)
+    gen, images = bundles[-1], list(images)
     inv = invert(pipe, images, prompts, classes=dec.config.classes, timestep=int(gen.meta["timestep"]),
                  vae_features=vae_features)
     own, other = bundle_similarity(gen, inv), bundle_similarity(gen, inv[torch.tensor([1, 2, 3, 4, 5, 0])])
