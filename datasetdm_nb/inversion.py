@@ -14,6 +14,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .attention import FeatureBundle, capture, model_fingerprint, set_image_channels
+from .dataset_io import load_dataset
+from .sample import class_prompt
 
 # %% auto #0
 __all__ = ['native_size', 'last_timestep', 'images_to_tensor', 'image_seed', 'encode_images', 'add_noise', 'ddim_invert',
@@ -120,8 +122,6 @@ def invert(pipe, images, prompts, classes=(), timestep: int | None = None, metho
 def _folder_items(folder: Path, classes):
     "The samples of a dataset folder, or (image, generic prompt) pairs for a folder of image files."
     from PIL import Image
-    from datasetdm_nb.dataset_io import load_dataset
-    from datasetdm_nb.sample import class_prompt
     if not folder.is_dir(): raise FileNotFoundError(f"no folder at {folder}")
     try: return load_dataset(folder)
     except ValueError: pass

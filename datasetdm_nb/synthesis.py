@@ -24,11 +24,12 @@ from .attention import capture, model_fingerprint
 from .dataset_io import DatasetWriter, read_json, write_json
 from .decoder import PerceptionDecoder, check_pipeline, label_bundle, load_decoder
 from .sample import Sample
+from .models import load_pipeline
+from .prompting import read_prompts
 from .shapeworld import KEYPOINT_NAMES, SKELETON
 
 # %% auto #0
-__all__ = ['sample_seed', 'SynthesisOutput', 'DatasetDMPipeline', 'read_prompt_records', 'generate', 'label_view',
-           'DatasetBrowser']
+__all__ = ['sample_seed', 'SynthesisOutput', 'DatasetDMPipeline', 'read_prompt_records', 'generate']
 
 # %% ../nbs/06_synthesis.ipynb #ec46efcd
 def sample_seed(seed: int, index: int) -> int:
@@ -56,7 +57,6 @@ class DatasetDMPipeline(DiffusionPipeline):
     @classmethod
     def from_parts(cls, model: str | StableDiffusionPipeline = "shapeworld", decoder="shapeworld", device="cpu"):
         "Assemble from a diffusion model (id, folder or pipeline) and a decoder (folder, 'shapeworld' or model)."
-        from datasetdm_nb.models import load_pipeline
         sd = model if isinstance(model, StableDiffusionPipeline) else load_pipeline(model, device=device)
         dec = decoder if isinstance(decoder, PerceptionDecoder) else load_decoder(decoder)
         check_pipeline(dec, sd)
@@ -90,7 +90,6 @@ class DatasetDMPipeline(DiffusionPipeline):
 def read_prompt_records(prompts) -> list[dict]:
     "Prompt records from a JSONL file written by `datasetdm prompts`, or from a list of strings or dicts."
     if isinstance(prompts, (str, os.PathLike)) and Path(prompts).suffix in (".jsonl", ".json"):
-        from datasetdm_nb.prompting import read_prompts
         if not Path(prompts).exists(): raise FileNotFoundError(f"no prompts file at {prompts}")
         records = read_prompts(prompts)
     else:
@@ -178,63 +177,3 @@ def generate(out, prompts, n: int, model="shapeworld", decoder="shapeworld", see
     except OSError as e:
         raise _disk_full(e, out) from None
     return read_json(out / "dataset.json")
-
-# %% ../nbs/06_synthesis.ipynb #1fd33bf4
-def label_view(sample: Sample, mode: str = "semantic", alpha: float = 0.55) -> np.ndarray:
-    "`sample`'s image with one kind of label drawn over it (uint8 RGB): 'image', 'semantic', 'instances' or 'depth'."
-    from datasetdm_nb.shapeworld import overlay, PALETTE
-    img = sample.image
-    if mode == "image": return img
-    if mode == "semantic": return overlay(sample, alpha)
-    if mode == "instances":
-        out = img.astype(np.float32)
-        for k, inst in enumerate(sample.instances or []):
-            out[inst.mask] = (1 - alpha) * out[inst.mask] + alpha * PALETTE[(7 * k + 3) % 254 + 1]
-            if inst.keypoints is not None:
-                for x, y, v in inst.keypoints:
-                    if v == 2: out[min(int(y), img.shape[0] - 1), min(int(x), img.shape[1] - 1)] = (0, 255, 0)
-        return out.astype(np.uint8)
-    if mode == "depth":
-        if sample.depth is None: return img
-        import matplotlib
-        d = sample.depth / max(float(sample.depth.max()), 1e-6)
-        return (matplotlib.colormaps["magma_r"](d)[..., :3] * 255).astype(np.uint8)
-    raise ValueError(f"unknown mode {mode!r}; choose image, semantic, instances or depth")
-
-class DatasetBrowser:
-    "Step through a dataset folder: previous / next, an index slider, and which labels to draw."
-    def __init__(self, data, scale: int = 4):
-        import ipywidgets as W
-        from datasetdm_nb.dataset_io import load_dataset
-        self.samples = load_dataset(data) if isinstance(data, (str, os.PathLike)) else data
-        if not len(self.samples): raise ValueError("the dataset is empty")
-        self.scale = scale
-        self.index = W.IntSlider(value=0, min=0, max=len(self.samples) - 1, description="sample")
-        self.mode = W.ToggleButtons(options=["image", "semantic", "instances", "depth"], value="semantic")
-        self.prev, self.next = W.Button(description="previous"), W.Button(description="next")
-        self.prev.on_click(lambda _: self.step(-1)); self.next.on_click(lambda _: self.step(+1))
-        self.picture, self.caption = W.Image(format="png"), W.HTML()
-        for w in (self.index, self.mode): w.observe(lambda _: self.refresh(), "value")
-        self.widget = W.VBox([W.HBox([self.prev, self.next, self.index]), self.mode, self.picture, self.caption])
-        self.refresh()
-
-    def step(self, d: int):
-        "Move `d` samples on (wrapping around)."
-        self.index.value = (self.index.value + d) % len(self.samples)
-
-    def refresh(self):
-        "Redraw the current sample with the chosen labels."
-        import io
-        from PIL import Image
-        s = self.samples[self.index.value]
-        self.view = label_view(s, self.mode.value)
-        buf = io.BytesIO()
-        Image.fromarray(self.view).resize((self.view.shape[1] * self.scale, self.view.shape[0] * self.scale),
-                                          Image.NEAREST).save(buf, format="png")
-        self.picture.value = buf.getvalue()
-        conf = s.meta.get("confidence")
-        self.caption.value = f"<b>{self.index.value}</b>: {s.prompt()}" + (f" (confidence {conf:.2f})" if conf is not None else "")
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
