@@ -9,6 +9,7 @@ finished runs are skipped, so the script can be stopped and started again.
     python bench/downstream_experiments.py --phase ablations      # mosaics, no uncertainty band, the older model
     python bench/downstream_experiments.py --phase zeroshot       # a decoder that never saw a star label
     python bench/downstream_experiments.py --phase stats          # synthetic vs real label statistics, relabelling
+    python bench/downstream_experiments.py --phase figure         # nbs/images/downstream.png from the results
 
 --arms, --curve-n and --ablations run a subset (say, on a short compute budget); --steps overrides a task's steps.
 
@@ -81,9 +82,36 @@ def synthetic_vs_real(syn: str, n: int) -> dict:
                 relabel=D.relabel_agreement(load_decoder(), load_pipeline("shapeworld"), fake[:200]), n=n)
 
 
+def figure(out: Path = ROOT / "nbs" / "images" / "downstream.png"):
+    "Each task's headline metric per arm (bars: mean over seeds, dots: seeds), and semantic mIoU against N."
+    import matplotlib; matplotlib.use("Agg")
+    import matplotlib.pyplot as plt, pandas as pd, seaborn as sns
+    from datasetdm_nb.dataset_io import read_jsonl
+    from datasetdm_nb.tasks import TASKS
+    res = pd.DataFrame(read_jsonl(RESULTS))
+    table = res[res.tag == "table"]
+    tasks = [t for t in TASKS.values() if (table.task == t.name).any()]
+    fig, axes = plt.subplots(1, len(tasks) + 1, figsize=(3.1 * (len(tasks) + 1), 2.9))
+    order = ["real", "real+synthetic", "synthetic", "real+real"]
+    for ax, t in zip(axes, tasks):
+        r = table[table.task == t.name]
+        kw = dict(data=r, x="arm", y=t.headline, order=[a for a in order if a in set(r.arm)], ax=ax)
+        sns.barplot(**kw, errorbar=None, color="#9bc"); sns.stripplot(**kw, color="k", size=4)
+        ax.set_title(t.name, fontsize=10); ax.set_xlabel(""); ax.tick_params(axis="x", labelrotation=35, labelsize=8)
+    curve = res[res.tag.isin(["curve", "table"]) & (res.task == "semantic") & (res.arm != "synthetic")].copy()
+    curve["N"] = [int(a.split("@")[1]) if "@" in a else (0 if a == "real" else 1000) for a in curve.arm]
+    curve["added"] = ["synthetic" if "synthetic" in a else "more real" for a in curve.arm]
+    zero = curve[curve.N == 0]
+    curve = pd.concat([curve[curve.N > 0]] + [zero.assign(added=k) for k in ("synthetic", "more real")])
+    sns.lineplot(curve, x="N", y="mIoU", hue="added", marker="o", errorbar="sd", ax=axes[-1])
+    axes[-1].set_title("semantic: images added to 100 real", fontsize=10)
+    fig.tight_layout(); fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--phase", required=True, choices=["sweep", "table", "curve", "ablations", "zeroshot", "stats"])
+    p.add_argument("--phase", required=True, choices=["sweep", "table", "curve", "ablations", "zeroshot", "stats", "figure"])
     p.add_argument("--work", type=Path, default=ROOT / "bench_out" / "downstream", help="datasets and run folders")
     p.add_argument("--tasks", nargs="+", default=list(TASK_STEPS))
     p.add_argument("--seeds", type=int, default=3)
@@ -133,6 +161,8 @@ def main():
     elif a.phase == "zeroshot":
         arms = zero_shot_arms(work, a.n)
         run("semantic", arms, "zeroshot", steps_of("semantic"))
+    elif a.phase == "figure":
+        figure()
     elif a.phase == "stats":
         syn = synthetic(work, "syn_main", 2000)
         row = synthetic_vs_real(syn, n=a.n)
