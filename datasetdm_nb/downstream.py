@@ -263,7 +263,7 @@ def run_experiment(task, arms: dict, out, seeds=(0, 1, 2), steps: int = 2500, te
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     results = Path(results) if results else out / "results.jsonl"
     key = lambda r: (r["tag"], r["task"], r["arm"], r["seed"], r["steps"])
-    done = {key(r): r for r in (read_jsonl(results) if results.exists() else [])}
+    done = {key(r): r for r in (read_jsonl(results) if results.exists() else []) if "arm" in r}   # runs, not other rows
     jobs = []
     for arm, spec in arms.items():
         for seed in seeds:
