@@ -87,6 +87,7 @@ def figure(out: Path = ROOT / "nbs" / "images" / "downstream.png"):
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt, pandas as pd, seaborn as sns
     from datasetdm_nb.dataset_io import read_jsonl
+    from datasetdm_nb.downstream import curve_frame
     from datasetdm_nb.tasks import TASKS
     res = pd.DataFrame(read_jsonl(RESULTS))
     table = res[res.tag == "table"]
@@ -98,12 +99,7 @@ def figure(out: Path = ROOT / "nbs" / "images" / "downstream.png"):
         kw = dict(data=r, x="arm", y=t.headline, order=[a for a in order if a in set(r.arm)], ax=ax)
         sns.barplot(**kw, errorbar=None, color="#9bc"); sns.stripplot(**kw, color="k", size=4)
         ax.set_title(t.name, fontsize=10); ax.set_xlabel(""); ax.tick_params(axis="x", labelrotation=35, labelsize=8)
-    curve = res[res.tag.isin(["curve", "table"]) & (res.task == "semantic") & (res.arm != "synthetic")].copy()
-    curve["N"] = [int(a.split("@")[1]) if "@" in a else (0 if a == "real" else 1000) for a in curve.arm]
-    curve["added"] = ["synthetic" if "synthetic" in a else "more real" for a in curve.arm]
-    zero = curve[curve.N == 0]
-    curve = pd.concat([curve[curve.N > 0]] + [zero.assign(added=k) for k in ("synthetic", "more real")])
-    sns.lineplot(curve, x="N", y="mIoU", hue="added", marker="o", errorbar="sd", ax=axes[-1])
+    sns.lineplot(curve_frame(res), x="N", y="mIoU", hue="added", marker="o", errorbar="sd", ax=axes[-1])
     axes[-1].set_title("semantic: images added to 100 real", fontsize=10)
     fig.tight_layout(); fig.savefig(out, dpi=110)
     print(f"wrote {out}")

@@ -495,6 +495,8 @@ class capture:
 def generate_with_bundles(pipe, prompts, seed: int = 0, steps: int = 25, capture_steps=-1, guidance_scale: float = 7.5,
                           size: int | None = None, **capture_kw) -> tuple[np.ndarray, list[FeatureBundle]]:
     "Generate `prompts` inside `capture(pipe, steps=capture_steps, **capture_kw)`: uint8 images `(B, H, W, 3)`, bundles."
+    if not 1 <= steps < pipe.scheduler.config.num_train_timesteps:   # at 1,000 of 1,000 DPM-Solver makes NaN images
+        raise ValueError(f"steps must be from 1 to {pipe.scheduler.config.num_train_timesteps - 1}, got {steps}")
     size = size or int(pipe.unet.config.sample_size * pipe.vae_scale_factor)
     with capture(pipe, steps=capture_steps, **capture_kw) as cap:
         images = pipe(prompts, num_inference_steps=steps, guidance_scale=guidance_scale, height=size, width=size,
@@ -523,18 +525,20 @@ def default_vae_features(pipe, octaves: int = 2) -> tuple:
 
 # %% ../nbs/02_attention.ipynb #26544aae
 import re
+from tokenizers.decoders import ByteLevel
 
 _SPECIAL = re.compile(r"^(<\|.*\|>|<[a-z/]+>|\[[A-Z]+\])$")
 
 def caption_words(tokens: list[str]) -> list[tuple[str, list[int]]]:
-    "The words of a tokenized caption, each with the indices of its tokens (CLIP's '</w>' ends a word)."
+    """The words of a tokenized caption, each with the indices of its tokens (CLIP's '</w>' ends a word). CLIP's tokens
+    spell a word's UTF-8 bytes as printable characters ('é' is 'Ã©'); the words come back as text."""
     out, word, idx = [], "", []
     for i, t in enumerate(tokens):
         if _SPECIAL.match(t): continue
         word += t.removesuffix("</w>"); idx.append(i)
         if t.endswith("</w>"): out.append((word, idx)); word, idx = "", []
     if idx: out.append((word, idx))
-    return out
+    return [(ByteLevel().decode([w]), ix) for w, ix in out]
 
 def _stretch(m: torch.Tensor) -> torch.Tensor:
     lo, hi = m.amin((-2, -1), keepdim=True), m.amax((-2, -1), keepdim=True)

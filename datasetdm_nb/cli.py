@@ -6,30 +6,91 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import math
 import os
 import sys
-import time
+import traceback
+import warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['EXPECTED_ERRORS', 'COMMANDS', 'out_folder', 'out_file', 'build_parser', 'main']
+__all__ = ['MACHINE_ERRNOS', 'COMMANDS', 'exit_status', 'error_line', 'out_folder', 'out_file', 'build_parser', 'quiet_libraries',
+           'main']
 
 # %% ../nbs/08_cli.ipynb #91e89a44
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"datasetdm: error: {message}\n")
 
-EXPECTED_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
+MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM, errno.EROFS}
 
-def _positive(kind=int):
+def _stage_errors() -> tuple:
+    "User errors of libraries that do not subclass ValueError or OSError, if their module was imported."
+    found = []
+    if "datasetdm_nb.prompting" in sys.modules: found.append(sys.modules["datasetdm_nb.prompting"].LLMError)
+    if "safetensors" in sys.modules: found.append(sys.modules["safetensors"].SafetensorError)   # a corrupt weights file
+    if "PIL.Image" in sys.modules: found.append(sys.modules["PIL.Image"].DecompressionBombError)
+    return tuple(found)
+
+def exit_status(e: BaseException) -> int | None:
+    "2: a failure the user can mend; 1: a failure of the machine (full disk, no memory); None: a bug."
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError": return 1   # torch's, on a GPU
+    if isinstance(e, OSError) and e.errno in MACHINE_ERRNOS: return 1
+    return 2 if isinstance(e, (ValueError, OSError) + _stage_errors()) else None
+
+def error_line(e: BaseException) -> str:
+    "`e` as one line: an OSError about a file names the file; a message of several lines is joined."
+    text = f"{e.strerror}: {e.filename}" if isinstance(e, OSError) and e.filename and e.strerror else str(e)
+    return "datasetdm: error: " + (" ".join(text.split()) or type(e).__name__)
+
+# %% ../nbs/08_cli.ipynb #c8425c7d
+def _number(kind=int, low=None, high=None, positive=False):
+    "An argparse type: a finite number of `kind`, > 0 if `positive`, within [`low`, `high`] when given."
     def check(text):
         try: v = kind(text)
-        except ValueError: raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-        if v <= 0: raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        except ValueError: raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+        if not math.isfinite(v): raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if positive and v <= 0: raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        if (low is not None and v < low) or (high is not None and v > high):
+            raise argparse.ArgumentTypeError(f"expected a number from {low} to {high}, got {text!r}" if high is not None
+                                             else f"expected a number >= {low}, got {text!r}")
         return v
     return check
 
-# %% ../nbs/08_cli.ipynb #c8425c7d
+def _positive(kind=int): return _number(kind, positive=True)
+
+def _device(text: str) -> str:
+    "A torch device this machine has (`cpu` is checked without importing torch)."
+    if text == "cpu": return text
+    import torch
+    try: d = torch.device(text)
+    except RuntimeError: raise argparse.ArgumentTypeError(f"{text!r} is not a torch device (cpu, cuda, cuda:1, mps)")
+    missing = (d.type == "cuda" and (d.index or 0) >= torch.cuda.device_count()) or \
+              (d.type == "mps" and not torch.backends.mps.is_available())
+    if missing: raise argparse.ArgumentTypeError(f"this machine has no {text} device (torch {torch.__version__}): use --device cpu")
+    return text
+
+def _model(text: str) -> str:
+    "'shapeworld', 'tiny', a diffusers pipeline folder or a hub id ORG/NAME (which diffusers fetches or finds cached)."
+    path = Path(text).expanduser()
+    if text in ("shapeworld", "tiny"): return text
+    if path.is_dir() and not (path / "model_index.json").is_file():
+        raise argparse.ArgumentTypeError(f"{text} is not a diffusers pipeline folder (it has no model_index.json)")
+    if not path.is_dir() and (path.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1):
+        raise argparse.ArgumentTypeError(f"no pipeline folder {text}, and not a hub id (ORG/NAME)")
+    return text
+
+def _input_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file(): raise argparse.ArgumentTypeError(f"{text} is a folder, expected a file" if path.is_dir() else f"no file {text}")
+    return path
+
+def _words(text: str) -> str:
+    if not text.split(): raise argparse.ArgumentTypeError("the prompt is empty: give it words, e.g. 'a red star'")
+    return text
+
 def _writable(path: Path, folder: bool) -> Path:
     "Check that `path` can be written as a folder (or a file); the nearest existing ancestor must be a writable folder."
     if path.exists() and path.is_dir() != folder:
@@ -51,14 +112,27 @@ def _flag(*names, **kwargs) -> argparse.ArgumentParser:
     parent.add_argument_group("shared options").add_argument(*names, **kwargs)   # listed after a subcommand's own
     return parent
 
-_MODEL = _flag("--model", default="shapeworld", help="diffusion model: 'shapeworld' (the shipped one), 'tiny' "
+_MODEL = _flag("--model", type=_model, default="shapeworld", help="diffusion model: 'shapeworld' (the shipped one), 'tiny' "
                "(random weights, for trying the plumbing), a diffusers hub id or a pipeline folder (default: %(default)s)")
-_SEED = _flag("--seed", type=int, default=0, help="random seed: the same seed gives the same output (default: %(default)s)")
-_DEVICE = _flag("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps (default: %(default)s)")
+_SEED = _flag("--seed", type=_number(int, low=0), default=0, help="random seed: the same seed gives the same output (default: %(default)s)")
+_DEVICE = _flag("--device", type=_device, default="cpu", help="torch device: cpu, cuda, cuda:1, mps (default: %(default)s)")
 _BATCH_SIZE = _flag("--batch-size", type=_positive(), default=16, help="images per pipeline call when generating, "
                     "labelling or evaluating: speed and memory, not what is made (default: %(default)s)")
 _TRAIN_BATCH_SIZE = _flag("--train-batch-size", type=_positive(), help="examples per optimisation step; it changes "
                           "what is learned (default: the trainer's own, 32 for train-model, 8 for train-decoder)")
+
+_VERBOSE = _flag("--verbose", action="store_true", help="show library warnings, loading bars and the traceback of "
+                 "a failure")
+
+def _decoder(text: str) -> str:
+    "'shapeworld' (the shipped decoder) or a decoder folder."
+    if text != "shapeworld" and not Path(text).is_dir(): raise argparse.ArgumentTypeError(f"no decoder folder {text}")
+    return text
+
+def _dataset(text: str) -> str:
+    "'shapeworld' or a dataset folder."
+    if text != "shapeworld" and not Path(text).is_dir(): raise argparse.ArgumentTypeError(f"no dataset folder {text}")
+    return text
 
 def _given(**kwargs) -> dict:
     "The keyword arguments that were given (not None), so that a function's own default applies to the others."
@@ -68,7 +142,7 @@ def _shapeworld(p):
     p.add_argument("--out", required=True, type=out_folder, help="output folder")
     p.add_argument("--split", default="test", choices=["pool", "train", "test"])
     p.add_argument("--n", type=_positive(), default=100, help="number of scenes")
-    p.add_argument("--start", type=int, default=0, help="index of the first scene in the split")
+    p.add_argument("--start", type=_number(int, low=0), default=0, help="index of the first scene in the split")
     p.add_argument("--size", type=_positive(), default=64, help="image size in pixels")
     p.add_argument("--layout", default="datasetdm", choices=["datasetdm", "voc", "coco"])
     p.add_argument("--workers", type=_positive(), default=2, help="rendering processes")
@@ -104,7 +178,7 @@ def _train_model(p):
     p.add_argument("--init", help="start a new run from a pipeline's weights ('shapeworld': the shipped model, or a folder)")
     p.add_argument("--steps", type=_positive(), default=100_000, help="UNet training steps in all")
     p.add_argument("--n", type=_positive(), default=30_000, help="pool scenes to learn from")
-    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this long; resume later")
+    p.add_argument("--max-minutes", type=_positive(float), help="stop (with a checkpoint) after this long; resume later")
     p.add_argument("--lr", type=_positive(float), default=5e-4, help="learning rate (lower it when resuming to anneal)")
     p.add_argument("--vae-decoder-steps", type=_positive(), help="then train the VAE decoder alone, up to this many "
                    "steps (the encoder and UNet untouched; resumable)")
@@ -118,10 +192,10 @@ def _train_model(p):
     return run
 
 def _attention(p):
-    p.add_argument("prompt", help="the prompt whose words to map")
+    p.add_argument("prompt", type=_words, help="the prompt whose words to map")
     p.add_argument("--out", required=True, type=out_file, help="sheet (PNG)")
     p.add_argument("--steps", type=_positive(), default=20, help="denoising steps")
-    p.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
+    p.add_argument("--guidance", type=_number(float, low=0), default=7.5, help="classifier-free guidance scale")
     def run(a):
         import matplotlib.pyplot as plt
         from datasetdm_nb.attention import heat_map_figure
@@ -138,10 +212,10 @@ def _attention(p):
 def _train_decoder(p):
     p.add_argument("--out", required=True, type=out_folder, help="decoder folder (a new task adds its head)")
     p.add_argument("--task", default="semantic", help="semantic, instance, depth, keypoints, or several joined by commas")
-    p.add_argument("--data", default="shapeworld", help="labelled dataset folder (any layout the loaders read) or 'shapeworld'")
+    p.add_argument("--data", type=_dataset, default="shapeworld", help="labelled dataset folder (any layout the loaders read) or 'shapeworld'")
     p.add_argument("--n", type=_positive(), default=100, help="labelled images to learn from")
     p.add_argument("--epochs", type=_positive(), help="default: the task's own")
-    p.add_argument("--val-n", type=int, default=50, help="held-out images evaluated after training")
+    p.add_argument("--val-n", type=_number(int, low=0), default=50, help="held-out images evaluated after training")
     p.add_argument("--cache", type=out_folder, help="feature cache folder (reused by later runs)")
     p.add_argument("--finetune", action="store_true", help="also train an existing trunk")
     p.add_argument("--vae-features", nargs="+", metavar="H", type=lambda h: h if h == "none" else _positive()(h), help="heights of VAE-decoder features to read, or 'none' "
@@ -160,8 +234,8 @@ def _metrics(m: dict) -> str:
     return ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items() if not isinstance(v, list))
 
 def _evaluate(p):
-    p.add_argument("--decoder", default="shapeworld", help="decoder folder ('shapeworld': the shipped one)")
-    p.add_argument("--data", default="shapeworld", help="labelled dataset folder or 'shapeworld' (its test split)")
+    p.add_argument("--decoder", type=_decoder, default="shapeworld", help="decoder folder ('shapeworld': the shipped one)")
+    p.add_argument("--data", type=_dataset, default="shapeworld", help="labelled dataset folder or 'shapeworld' (its test split)")
     p.add_argument("--n", type=_positive(), help="first N samples (default: all; ShapeWorld: 200)")
     def run(a):
         from datasetdm_nb.decoder_training import evaluate
@@ -171,7 +245,7 @@ def _evaluate(p):
 def _label(p):
     p.add_argument("images", nargs="+", type=Path, help="image files to label")
     p.add_argument("--out", required=True, type=out_folder, help="dataset folder to write")
-    p.add_argument("--decoder", default="shapeworld")
+    p.add_argument("--decoder", type=_decoder, default="shapeworld", help="decoder folder ('shapeworld': the shipped one)")
     p.add_argument("--prompt", help="caption for every image (default: a prompt naming the decoder's classes)")
     def run(a):
         from datasetdm_nb.decoder_training import label_images
@@ -182,12 +256,12 @@ def _label(p):
 
 def _generate(p):
     p.add_argument("--out", required=True, type=out_folder, help="dataset folder (an interrupted run resumes)")
-    p.add_argument("--decoder", default="shapeworld", help="decoder folder ('shapeworld': the shipped one)")
-    p.add_argument("--prompts", type=Path, help="prompts JSONL from `datasetdm prompts` (default: ShapeWorld captions)")
+    p.add_argument("--decoder", type=_decoder, default="shapeworld", help="decoder folder ('shapeworld': the shipped one)")
+    p.add_argument("--prompts", type=_input_file, help="prompts JSONL from `datasetdm prompts` (default: ShapeWorld captions)")
     p.add_argument("--n", type=_positive(), default=100, help="number of samples (prompts are cycled)")
     p.add_argument("--steps", type=_positive(), default=25, help="denoising steps")
-    p.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale")
-    p.add_argument("--min-confidence", type=float, default=0.0, help="samples below it are flagged (or dropped)")
+    p.add_argument("--guidance", type=_number(float, low=0), default=5.0, help="classifier-free guidance scale")
+    p.add_argument("--min-confidence", type=_number(float, 0, 1), default=0.0, help="samples below it are flagged (or dropped)")
     p.add_argument("--qc", choices=["flag", "drop"], default="flag", help="what to do with low-confidence samples")
     def run(a):
         from datasetdm_nb.synthesis import generate
@@ -291,27 +365,45 @@ def build_parser() -> argparse.ArgumentParser:
                      "text-to-image diffusion model.")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
     for name, (add, help, shared) in COMMANDS.items():
-        p = sub.add_parser(name, help=help, description=help, parents=shared)
+        p = sub.add_parser(name, help=help, description=help, parents=[*shared, _VERBOSE])
         p.set_defaults(run=add(p))
     return parser
 
-def _stage_errors() -> tuple:
-    "Expected failures the stages define (a language model that keeps failing, ...), if their module was imported."
-    mod = sys.modules.get("datasetdm_nb.prompting")
-    return (mod.LLMError,) if mod else ()
+@contextlib.contextmanager
+def quiet_libraries(loads_pipeline: bool):
+    """While the command runs: the libraries' warnings, log lines and loading bars off; the project's own progress
+    bars and warnings stay. Environment and warning filters are restored afterwards."""
+    quiet = dict(TRANSFORMERS_VERBOSITY="error", DIFFUSERS_VERBOSITY="error", HF_HUB_DISABLE_PROGRESS_BARS="1")
+    saved = {k: os.environ.get(k) for k in quiet}
+    os.environ.update({k: v for k, v in quiet.items() if saved[k] is None})   # a user's own setting wins
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore"); warnings.filterwarnings("default", module="datasetdm_nb")
+            if loads_pipeline:   # diffusers' "Loading pipeline components" bar has no environment switch
+                from diffusers.utils import logging as diffusers_logging
+                diffusers_logging.disable_progress_bar()
+            yield
+    finally:
+        for k, v in saved.items():
+            if v is None: os.environ.pop(k, None)
+        if loads_pipeline: diffusers_logging.enable_progress_bar()
 
 def main(argv=None) -> int:
     "Entry point of the `datasetdm` console command."
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None: parser.print_help(); return 2
+    loads_pipeline = _MODEL in COMMANDS[args.command][2] or args.command == "demo"
     try:
-        args.run(args)
-    except EXPECTED_ERRORS + _stage_errors() as e:
-        print(f"datasetdm: error: {e}", file=sys.stderr); return 2
+        with contextlib.nullcontext() if args.verbose else quiet_libraries(loads_pipeline):
+            return args.run(args) or 0
     except KeyboardInterrupt:
         print("datasetdm: interrupted", file=sys.stderr); return 130
-    return 0
+    except Exception as e:
+        status = exit_status(e)
+        if status is None: raise                    # a bug: its traceback is what a report needs
+        if args.verbose: traceback.print_exc()
+        print(error_line(e), file=sys.stderr); return status
 
 # %% ../nbs/08_cli.ipynb #96921ee0
 #| eval: false

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import seaborn as sns
 import torch
 import transformers
@@ -37,7 +38,7 @@ from .tasks import TASKS, LabelSpace, Task, get_task, resize, semantic_miou
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'read_source', 'label_space', 'to_pixels', 'mosaic', 'train_downstream',
            'load_downstream', 'evaluate_downstream', 'experiment_arms', 'run_experiment', 'summarize',
-           'label_statistics', 'relabel_agreement', 'hide_class', 'zero_shot_miou', 'run_demo']
+           'label_statistics', 'relabel_agreement', 'hide_class', 'zero_shot_miou', 'curve_frame', 'run_demo']
 
 # %% ../nbs/07_downstream.ipynb #0241357f
 _SOURCE = re.compile(r"(?P<name>.+?)(?::(?P<n>\d+))?(?:@(?P<start>\d+))?")
@@ -334,6 +335,16 @@ def zero_shot_miou(iou, classes, unseen) -> dict:
     miss = [v for c, v in zip(classes, iou) if c in unseen and v is not None]
     s, u = float(np.mean(seen)), float(np.mean(miss)) if miss else 0.0
     return dict(seen=s, unseen=u, harmonic=2 * s * u / (s + u) if s + u else 0.0)
+
+# %% ../nbs/07_downstream.ipynb #b3c9d1e2
+def curve_frame(results, table_n: int = 1000):
+    """The semantic rows of the table and curve phases (`results`: a DataFrame of the results file) as lines of mIoU
+    against N, one per kind of image `added` ("synthetic", "more real"); the real-only arm is N = 0 of both."""
+    rows = results[results.tag.isin(["curve", "table"]) & (results.task == "semantic") & (results.arm != "synthetic")]
+    rows = rows.assign(N=[int(a.split("@")[1]) if "@" in a else (0 if a == "real" else table_n) for a in rows.arm],
+                       added=["synthetic" if "synthetic" in a else "more real" for a in rows.arm])
+    zero = rows[rows.N == 0]
+    return pd.concat([rows[rows.N > 0]] + [zero.assign(added=k) for k in ("synthetic", "more real")], ignore_index=True)
 
 # %% ../nbs/07_downstream.ipynb #c34a3bfa
 def run_demo(out="demo_out", n: int | None = None, quick: bool = False, train: bool = False, seed: int = 0,

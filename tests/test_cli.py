@@ -25,6 +25,18 @@ def test_python_m_runs_the_command(tmp_path, module):
     assert "unrecognized arguments: --bogus" in one_line_error(run("generate", "--out", "x", "--bogus"))
 
 
+def test_accelerate_launch_m_runs_the_command(tmp_path):
+    "`accelerate launch -m datasetdm_nb ...` runs the command in each process it starts."
+    import subprocess, sys
+    from pathlib import Path
+    accelerate = [str(Path(sys.executable).parent / "accelerate"), "launch", "--cpu", "--num_processes", "1",
+                  "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "datasetdm_nb"]
+    proc = subprocess.run([*accelerate, "shapeworld", "--out", "scenes", "--n", "2"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0 and "wrote 2 test scenes" in proc.stdout, proc.stderr[-2000:]
+    assert len(list((tmp_path / "scenes" / "images").glob("*.png"))) == 2
+
+
 @pytest.mark.parametrize("args, message", [
     (["shapeworld", "--out", "x", "--n", "0"], "expected a positive number"),
     (["shapeworld", "--out", "x", "--layout", "kitti"], "invalid choice: 'kitti'"),
@@ -142,3 +154,84 @@ def test_train_and_evaluate_downstream(cli, tmp_path):
     assert again.returncode == 2 and "other settings" in again.stderr
     bad = cli("train-downstream", "--task", "colour", "--data", "shapeworld:6", "--out", tmp_path / "bad")
     assert bad.returncode == 2 and "unknown task 'colour'" in bad.stderr
+
+
+def _bad_inputs(root):
+    "The files a user may hand the command by mistake, written under `root`."
+    import shutil
+    from PIL import Image
+    from datasetdm_nb.decoder import default_decoder_path
+    from datasetdm_nb.shapeworld import shapeworld
+    Image.fromarray(shapeworld("test", 1)[0].image).save(root / "photo.png")
+    (root / "truncated.png").write_bytes((root / "photo.png").read_bytes()[:200])
+    (root / "notes.txt").write_text("not an image\n")
+    (root / "prompts.jsonl").write_text('{"prompt": "a red star"}\n{"prompt": \n')
+    shipped = default_decoder_path()
+    for name, config, weights in [("truncated_weights", None, lambda b: b[: len(b) // 3]),
+                                  ("random_weights", None, lambda b: bytes(range(256)) * 64),
+                                  ("cut_config", lambda t: t[: len(t) // 2], None),
+                                  ("empty_config", lambda t: "", None), ("list_config", lambda t: "[1, 2]", None)]:
+        d = root / name; d.mkdir()
+        text = (shipped / "config.json").read_text()
+        (d / "config.json").write_text(config(text) if config else text)
+        data = (shipped / "diffusion_pytorch_model.safetensors").read_bytes()
+        (d / "diffusion_pytorch_model.safetensors").write_bytes(weights(data) if weights else data)
+    (root / "some_folder").mkdir()
+
+
+def _snapshot(root):
+    import hashlib
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else "folder"
+            for p in sorted(root.rglob("*"))}
+
+
+BAD_INPUTS = [   # (what the user tried, the command, what the one line must say)
+    ("guidance not finite", ["generate", "--out", "o", "--guidance", "nan"], "argument --guidance: expected a finite number"),
+    ("guidance infinite", ["attention", "a red star", "--out", "a.png", "--guidance", "inf"], "expected a finite number"),
+    ("negative seed", ["generate", "--out", "o", "--seed", "-1"], "argument --seed: expected a number >= 0"),
+    ("confidence above 1", ["generate", "--out", "o", "--min-confidence", "2"], "expected a number from 0 to 1"),
+    ("negative held-out count", ["train-decoder", "--out", "o", "--val-n", "-5"], "argument --val-n"),
+    ("learning rate infinite", ["train-downstream", "--out", "o", "--lr", "inf"], "argument --lr"),
+    ("no CUDA here", ["generate", "--out", "o", "--device", "cuda"], "argument --device: this machine has no cuda device"),
+    ("not a device", ["train-decoder", "--out", "o", "--device", "gpu0"], "is not a torch device"),
+    ("model path that does not exist", ["generate", "--out", "o", "--model", "./no/such-model"], "no pipeline folder"),
+    ("model folder that is not a pipeline", ["label", "photo.png", "--out", "o", "--model", "some_folder"],
+     "not a diffusers pipeline folder"),
+    ("prompts file missing", ["generate", "--out", "o", "--prompts", "nope.jsonl"], "argument --prompts: no file nope.jsonl"),
+    ("prompts given a folder", ["generate", "--out", "o", "--prompts", "some_folder"], "is a folder, expected a file"),
+    ("prompts file with a broken line", ["generate", "--out", "o", "--prompts", "prompts.jsonl"], "prompts.jsonl"),
+    ("decoder folder missing", ["evaluate", "--decoder", "nope"], "no decoder folder nope"),
+    ("decoder weights truncated", ["label", "photo.png", "--out", "o", "--decoder", "truncated_weights"], "truncated_weights"),
+    ("decoder weights random bytes", ["generate", "--out", "o", "--n", "1", "--decoder", "random_weights"], "random_weights"),
+    ("decoder config cut", ["evaluate", "--n", "2", "--decoder", "cut_config"], "cut_config"),
+    ("decoder config empty", ["label", "photo.png", "--out", "o", "--decoder", "empty_config"], "empty_config"),
+    ("decoder config not an object", ["generate", "--out", "o", "--n", "1", "--decoder", "list_config"], "list_config"),
+    ("truncated image", ["label", "truncated.png", "--out", "o"], "truncated.png"),
+    ("a text file as an image", ["label", "notes.txt", "--out", "o"], "notes.txt"),
+    ("a folder as an image", ["label", "some_folder", "--out", "o"], "some_folder"),
+    ("empty prompt", ["attention", "", "--out", "a.png"], "argument prompt: the prompt is empty"),
+    ("too many steps", ["attention", "a red star", "--out", "a.png", "--steps", "1000"], "steps must be from 1 to 999"),
+    ("steps the decoder was not made for", ["generate", "--out", "o", "--n", "1", "--steps", "4"], "steps"),
+    ("data folder missing", ["train-decoder", "--out", "o", "--data", "nowhere"], "no dataset folder nowhere"),
+]
+
+
+@pytest.mark.parametrize("argv, says", [c[1:] for c in BAD_INPUTS], ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_gives_one_line_and_writes_nothing(cli, tmp_path, argv, says):
+    "Each mistake ends in one line naming what is wrong (exit status 2, no traceback, no library noise); no file is made or changed."
+    _bad_inputs(tmp_path)
+    before = _snapshot(tmp_path)
+    assert says in one_line_error(cli(*argv))
+    assert _snapshot(tmp_path) == before
+
+
+def test_full_disk_is_the_machines_failure(cli):
+    "A full disk (Linux's /dev/full) ends in one line with exit status 1, not 2: the command was right, the machine was not."
+    proc = cli("prompts", "--out", "/dev/full", "--n", 3)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == ["datasetdm: error: [Errno 28] No space left on device"]
+
+
+def test_verbose_shows_the_traceback(cli, tmp_path):
+    (tmp_path / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    proc = cli("label", "truncated.png", "--out", "o", "--verbose")
+    assert proc.returncode == 2 and "Traceback" in proc.stderr and proc.stderr.strip().splitlines()[-1].startswith("datasetdm: error:")
