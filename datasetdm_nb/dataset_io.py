@@ -25,7 +25,7 @@ from .shapeworld import CLASSES, KEYPOINT_NAMES, PALETTE, SKELETON, shapeworld
 # %% auto #0
 __all__ = ['VOC_CLASSES', 'CITYSCAPES_CLASSES', 'COCO_CLASSES', 'NYU40_CLASSES', 'DEEPFASHION_CLASSES', 'DISPLAY_NAMES',
            'CITYSCAPES_TRAIN_IDS', 'LAYOUTS', 'replace_folder', 'recover_folder', 'write_json', 'write_jsonl',
-           'read_json', 'read_jsonl', 'depth_to_uint16', 'instance_to_coco', 'decode_segmentation',
+           'read_json', 'read_jsonl', 'depth_to_uint16', 'read_rgb', 'instance_to_coco', 'decode_segmentation',
            'instance_from_coco', 'library_versions', 'DatasetWriter', 'write_dataset', 'display_name', 'LazySamples',
            'detect_layout', 'load_dataset', 'write_voc', 'write_coco', 'export_shapeworld']
 
@@ -97,17 +97,32 @@ def depth_to_uint16(depth: np.ndarray, scale: float = 0.001) -> np.ndarray:
     d = np.nan_to_num(np.asarray(depth, np.float64), nan=0.0, posinf=0.0)
     return np.clip(np.round(d / scale), 0, 65535).astype(np.uint16)
 
-def _read_rgb(path) -> np.ndarray:
-    with Image.open(path) as im: return np.array(im.convert("RGB"))
+def _open_image(path) -> Image.Image:
+    "The image file `path`, decoded whole: ValueError naming it if it is a folder, truncated, corrupt or no image."
+    path = Path(path)
+    if not path.exists(): raise FileNotFoundError(f"no image at {path}")
+    if path.is_dir(): raise ValueError(f"{path} is a folder, not an image")
+    try:
+        im = Image.open(path); im.load()
+    except (OSError, SyntaxError) as e:
+        raise ValueError(f"{path} is not a readable image ({e}): replace or remove it") from None
+    return im
+
+def read_rgb(path) -> np.ndarray:
+    "uint8 (H, W, 3) pixels of the image file `path`; 16-bit greyscale is scaled to 0-255, not clipped."
+    im = _open_image(path)
+    if im.mode.startswith("I"):   # "I;16" (or "I", 32-bit, from some writers) holds 16-bit grey
+        grey = np.round(np.clip(np.asarray(im, np.float64), 0, 65535) / 257).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    return np.array(im.convert("RGB"))
 
 def _read_ids(path) -> np.ndarray:
     "Class or instance ids from a palette or greyscale PNG."
-    with Image.open(path) as im:
-        if im.mode not in ("P", "L"): raise ValueError(f"{path}: expected a palette or greyscale PNG of ids, got mode {im.mode}")
-        return np.array(im)
+    im = _open_image(path)
+    if im.mode not in ("P", "L"): raise ValueError(f"{path}: expected a palette or greyscale PNG of ids, got mode {im.mode}")
+    return np.array(im)
 
-def _read_uint16(path) -> np.ndarray:
-    with Image.open(path) as im: return np.array(im).astype(np.int64)
+def _read_uint16(path) -> np.ndarray: return np.array(_open_image(path)).astype(np.int64)
 
 # %% ../nbs/00a_dataset_io.ipynb #ccc6b497
 def instance_to_coco(inst: Instance) -> dict:
@@ -153,6 +168,10 @@ def _now(): return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 _NUMBERED = re.compile(r"^(\d+)\.(png|json)$")
 
+def _differences(old: dict, new: dict) -> str:
+    "The keys whose values differ between two settings dicts, as 'key old -> new'."
+    return ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in {**old, **new} if old.get(k) != new.get(k))
+
 class DatasetWriter:
     "Write `Sample`s into the project's dataset layout at `out`, one at a time, atomically and resumably."
     def __init__(self, out, *, classes=None, keypoint_names=(), skeleton=(), part_names=(), depth_scale: float = 0.001,
@@ -165,7 +184,10 @@ class DatasetWriter:
             mine = dict(classes=list(classes) if classes is not None else old["classes"], depth_scale=depth_scale,
                         made_with=_jsonable(made_with) if made_with is not None else old["made_with"])
             for k, v in mine.items():
-                if old[k] != v: raise ValueError(f"{self.out} holds a dataset with {k}={old[k]!r}, not {v!r}")
+                if old[k] != v:
+                    what = _differences(old[k], v) if isinstance(v, dict) else f"{old[k]!r}, not {v!r}"
+                    raise ValueError(f"{self.out} holds a dataset with other {k} ({what}): write to another folder, "
+                                     "or delete this one to start again")
             classes, depth_scale, made_with = old["classes"], old["depth_scale"], old["made_with"]
             keypoint_names, skeleton = keypoint_names or old["keypoint_names"], skeleton or old["skeleton"]
             part_names = part_names or old.get("part_names", ())
@@ -336,7 +358,7 @@ def _load_datasetdm(root: Path, split=None) -> LazySamples:
     def read(entry):
         stem, labels, h, w = Path(entry["file_name"]).stem, entry["labels"], entry["height"], entry["width"]
         meta = dict(rows[entry["file_name"]]); meta.pop("file_name"); caption = meta.pop("caption")
-        return Sample(_read_rgb(root / "images" / entry["file_name"]), caption,
+        return Sample(read_rgb(root / "images" / entry["file_name"]), caption,
                       _read_ids(root / "semantic" / f"{stem}.png") if "semantic" in labels else None,
                       (_read_uint16(root / "depth" / f"{stem}.png") * scale).astype(np.float32) if "depth" in labels else None,
                       [instance_from_coco(a, h, w) for a in anns[entry["id"]]] if "instances" in labels else None,
@@ -371,7 +393,7 @@ def _load_voc(root: Path, split=None) -> LazySamples:
                 m = objects == k
                 votes = np.bincount(semantic[m], minlength=256)[:255] if semantic is not None else np.zeros(1)
                 instances.append(Instance(int(votes.argmax()), m, None, dict(object_id=int(k))))
-        return Sample(_read_rgb(root / "JPEGImages" / f"{name}.jpg"), None, semantic, None, instances, classes, (),
+        return Sample(read_rgb(root / "JPEGImages" / f"{name}.jpg"), None, semantic, None, instances, classes, (),
                       dict(layout="voc", id=name, split=split))
     return LazySamples(ids, read, "voc")
 
@@ -418,7 +440,7 @@ def _load_coco(root: Path, split=None) -> LazySamples:
         semantic = np.zeros((h, w), np.uint8)
         for inst in sorted(instances, key=lambda x: -x.mask.sum()): semantic[inst.mask] = inst.category_id
         semantic[crowd] = 255
-        return Sample(_read_rgb(folder / im["file_name"]), caps[0] if caps else None, semantic, None, instances,
+        return Sample(read_rgb(folder / im["file_name"]), caps[0] if caps else None, semantic, None, instances,
                       classes, kp_names, dict(layout="coco", split=s, image_id=im["id"], file_name=im["file_name"]))
     return LazySamples(items, read, "coco")
 
@@ -440,7 +462,7 @@ def _load_cityscapes(root: Path, split=None) -> LazySamples:
             for v in np.unique(ids[ids >= 1000]):
                 t = CITYSCAPES_TRAIN_IDS[v // 1000]
                 if t != 255: instances.append(Instance(int(t), ids == v, None, dict(instance_id=int(v))))
-        return Sample(_read_rgb(path), None, semantic, None, instances, CITYSCAPES_CLASSES, (),
+        return Sample(read_rgb(path), None, semantic, None, instances, CITYSCAPES_CLASSES, (),
                       dict(layout="cityscapes", split=s, city=city, id=stem))
     return LazySamples(files, read, "cityscapes")
 
@@ -455,7 +477,7 @@ def _load_nyu(root: Path, split=None) -> LazySamples:
         root = root / split
     def read(path):
         depth = (_read_uint16(_nyu_depth_path(path)) / 1000).astype(np.float32)
-        return Sample(_read_rgb(path), None, None, depth, None, (), (),
+        return Sample(read_rgb(path), None, None, depth, None, (), (),
                       dict(layout="nyu", scene=path.parent.name, id=path.stem[len("rgb_"):]))
     return LazySamples(sorted(_nyu_pairs(root)), read, "nyu")
 

@@ -5,6 +5,7 @@
 # %% ../nbs/04_decoder.ipynb #ae9cb8a0
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 import torch.nn as nn
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
+from safetensors import SafetensorError, safe_open
 
 from .attention import FeatureBundle, model_fingerprint
 from .inversion import extract_features
@@ -20,7 +22,8 @@ from .tasks import ResBlock, Task, get_task, group_norm, parse_tasks, resize
 
 # %% auto #0
 __all__ = ['FusionTrunk', 'class_text_embeddings', 'standardize_text', 'caption_class_maps', 'PerceptionDecoder', 'predict',
-           'to_sample', 'label_bundle', 'default_decoder_path', 'load_decoder', 'check_pipeline', 'decoder_features']
+           'to_sample', 'label_bundle', 'default_decoder_path', 'check_decoder', 'load_decoder', 'check_pipeline',
+           'decoder_features']
 
 # %% ../nbs/04_decoder.ipynb #993352f1
 def _up(c: int) -> nn.Module:
@@ -255,10 +258,31 @@ def default_decoder_path() -> Path:
     "The folder of the shipped ShapeWorld decoder."
     return Path(__file__).parent / "weights" / "decoders" / "shapeworld"
 
+def _decoder_folder(path) -> Path: return default_decoder_path() if str(path) == "shapeworld" else Path(path)
+
+def check_decoder(path="shapeworld") -> dict:
+    """The config of the decoder folder `path` ('shapeworld': the shipped one), checked without loading the model:
+    FileNotFoundError if the folder or one of its two files is missing, ValueError naming the file that is no decoder's."""
+    p = _decoder_folder(path)
+    if not p.is_dir(): raise FileNotFoundError(f"no decoder folder at {p}")
+    config, weights = p / "config.json", p / "diffusion_pytorch_model.safetensors"
+    for f in (config, weights):
+        if not f.is_file(): raise FileNotFoundError(f"no decoder in {p} ({f.name} missing)")
+    fix = "copy the folder again, or train it again with `datasetdm train-decoder`"
+    try: cfg = json.loads(config.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{config} is not a decoder: not JSON ({e}); {fix}") from None
+    if not isinstance(cfg, dict): raise ValueError(f"{config} is not a decoder: it holds a JSON {type(cfg).__name__}, not an object; {fix}")
+    if cfg.get("_class_name") != PerceptionDecoder.__name__:
+        raise ValueError(f"{config} is not a decoder: its _class_name is {cfg.get('_class_name')!r}, not 'PerceptionDecoder'; {fix}")
+    try:
+        with safe_open(weights, "pt") as f: f.keys()
+    except SafetensorError as e: raise ValueError(f"{weights} is not a decoder: not a whole safetensors file ({e}); {fix}") from None
+    return cfg
+
 def load_decoder(path="shapeworld") -> PerceptionDecoder:
-    "A saved decoder: 'shapeworld' (shipped) or a folder written by `save_pretrained` / `train_decoder`."
-    p = default_decoder_path() if str(path) == "shapeworld" else Path(path)
-    if not (p / "config.json").exists(): raise FileNotFoundError(f"no decoder in {p} (config.json missing)")
+    "A saved decoder: 'shapeworld' (shipped) or a folder written by `save_pretrained` / `train_decoder` (see `check_decoder`)."
+    p = _decoder_folder(path)
+    check_decoder(p)
     dec = PerceptionDecoder.from_pretrained(str(p))
     missing = [n for n, t in [*dec.named_parameters(), *dec.named_buffers()] if t.is_meta]
     if missing: raise ValueError(f"{p} holds weights of another decoder layout ({len(missing)} missing, e.g. {missing[0]}):"

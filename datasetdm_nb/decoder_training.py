@@ -5,25 +5,29 @@
 # %% ../nbs/04b_decoder_training.ipynb #1e004f9f
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import time
+import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
-from .attention import FeatureBundle, default_vae_features, unet_feature_channels, vae_feature_channels
-from .dataset_io import display_name, load_dataset, write_dataset
+from .attention import (FeatureBundle, default_vae_features, model_fingerprint, unet_feature_channels,
+                                    vae_feature_channels)
+from .dataset_io import DatasetWriter, display_name, load_dataset, read_rgb, write_json
 from .decoder import (PerceptionDecoder, check_pipeline, class_text_embeddings, decoder_features, load_decoder,
                                   predict, to_sample)
 from .inversion import extract_features
 from .models import load_pipeline, training_process_state
 from .sample import class_prompt
 from .shapeworld import KEYPOINT_NAMES, SKELETON, shapeworld
-from .tasks import parse_tasks
+from .tasks import class_lookup, parse_tasks
 
 # %% auto #0
 __all__ = ['fit', 'task_targets', 'evaluate_decoder', 'labelled_samples', 'new_decoder', 'train_decoder', 'evaluate',
@@ -63,10 +67,30 @@ def fit(decoder, bundle: FeatureBundle, targets: dict, tasks, epochs: int, batch
     decoder.eval()
     return history
 
+def _unknown_labels(samples, tasks, classes, part_names) -> Counter:
+    "{(unit, label): count} of the pixels and objects of `samples` that `tasks` ignore: their class (or part) is not the decoder's."
+    names, found = {t.name for t in tasks}, Counter()
+    def count(ids, sample_names, known, unit, what):
+        lut = class_lookup(sample_names, known)
+        for v, k in zip(*np.unique(np.asarray(ids), return_counts=True)):
+            if v != 255 and lut[v] == 255:
+                found[unit, f"{what} {sample_names[v]!r}" if v < len(sample_names) else f"{what} id {v}"] += int(k)
+    for s in samples:
+        if "semantic" in names and s.semantic is not None: count(s.semantic, s.classes or classes, classes, "pixels", "class")
+        if names & {"instance", "keypoints"} and s.instances:
+            count([i.category_id for i in s.instances], s.classes or classes, classes, "objects", "class")
+        if "parts" in names and s.parts is not None: count(s.parts, s.part_names or part_names, part_names, "pixels", "part")
+    return found
+
 def task_targets(decoder, tasks, samples, size: int) -> dict:
-    "Each task's targets (by name) from labelled `samples` at `size` x `size`, class ids mapped to the decoder's by name."
-    c = decoder.config
-    return {t.name: t.targets(samples, c.classes, (int(size), int(size)), c) for t in parse_tasks(tasks)}
+    """Each task's targets (by name) from labelled `samples` at `size` x `size`, class ids mapped to the decoder's by
+    name; warns of the labels whose class or part the decoder does not have (they become 'ignore')."""
+    c, tasks = decoder.config, parse_tasks(tasks)
+    if unknown := _unknown_labels(samples, tasks, c.classes, c.part_names):
+        warnings.warn(f"labels the decoder has no class or part for are ignored: "
+                      f"{', '.join(f'{k} {unit} of {label}' for (unit, label), k in unknown.items())} "
+                      f"(its classes: {', '.join(c.classes)}); map them to its classes, or train a decoder with them", stacklevel=2)
+    return {t.name: t.targets(samples, c.classes, (int(size), int(size)), c) for t in tasks}
 
 # %% ../nbs/04b_decoder_training.ipynb #40ed9040
 def evaluate_decoder(decoder, pipe, samples, bundle: FeatureBundle | None = None, cache_dir=None,
@@ -88,6 +112,8 @@ def evaluate_decoder(decoder, pipe, samples, bundle: FeatureBundle | None = None
 # %% ../nbs/04b_decoder_training.ipynb #2eef158d
 def labelled_samples(data, n: int, val_n: int = 0):
     "(the first `n` samples, the next `val_n` as held-out) of 'shapeworld' (its train split) or a dataset folder."
+    if n < 1: raise ValueError(f"n must be at least 1, got {n}")
+    if val_n < 0: raise ValueError(f"val_n must be 0 or more, got {val_n}")
     if str(data) == "shapeworld":
         return shapeworld("train", n), shapeworld("train", val_n, start=n) if val_n else []
     ds = load_dataset(data)
@@ -138,10 +164,10 @@ def train_decoder(task="semantic", data="shapeworld", n: int = 100, epochs: int 
     stay frozen and the new heads are added (`finetune=True` trains everything). Evaluates on the next `val_n`.
     The global random state is as it was when it returns. Returns (decoder, log)."""
     tasks = parse_tasks(task)
-    pipe = pipe if pipe is not None else load_pipeline(model, device=device)
-    train, val = labelled_samples(data, n, val_n)
+    train, val = labelled_samples(data, n, val_n)              # bad data fails here, before the model loads
     out = Path(out) if out else None
     decoder = load_decoder(out) if out is not None and (out / "config.json").exists() else None
+    pipe = pipe if pipe is not None else load_pipeline(model, device=device)
     if decoder is not None:
         check_pipeline(decoder, pipe)
         p = decoder.config.provenance
@@ -198,28 +224,60 @@ def evaluate(decoder="shapeworld", data="shapeworld", n: int | None = None, mode
     return evaluate_decoder(dec, pipe, samples, cache_dir=cache_dir, batch_size=batch_size, progress=progress)
 
 # %% ../nbs/04b_decoder_training.ipynb #bf8f11e9
+def _read_images(images) -> tuple[list, list]:
+    """([(index, file name or None, uint8 (H, W, 3) pixels)] of the readable images, [{index, file, error}] of the
+    files that are not); an array that is not uint8 (H, W, 3) is a ValueError."""
+    readable, unreadable = [], []
+    for i, im in enumerate(images):
+        if isinstance(im, (str, os.PathLike)):
+            try: readable.append((i, str(im), read_rgb(im)))
+            except (ValueError, FileNotFoundError) as e: unreadable.append(dict(index=i, file=str(im), error=str(e)))
+            continue
+        a = np.asarray(im)
+        if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
+            raise ValueError(f"image {i}: an array to label must be uint8 (H, W, 3), got {a.dtype} {a.shape}")
+        readable.append((i, None, a))
+    return readable, unreadable
+
+def _sha1(obj) -> str: return hashlib.sha1(json.dumps(obj).encode()).hexdigest()[:16]
+
 def label_images(images, out, decoder="shapeworld", model: str = "shapeworld", pipe=None, prompts=None,
-                 batch_size: int = 16, score_threshold: float = 0.5, progress: bool = True) -> Path:
-    """Label image files (or uint8 arrays) with a trained decoder and write them as a dataset at `out`. An image
+                 batch_size: int = 16, score_threshold: float = 0.5, progress: bool = True) -> dict:
+    """Label image files (or uint8 arrays) with a trained decoder into the dataset folder `out`, batch by batch;
+    returns its manifest. Files that cannot be read are skipped and listed in `manifest["unreadable"]` ({index, file,
+    error}); none readable: ValueError. The same images and settings again resume; others are refused. An image
     without a prompt gets a generic one naming the decoder's classes."""
+    images = list(images)
+    if not images: raise ValueError("no images to label")
+    if batch_size < 1: raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if prompts is not None and len(prompts) != len(images): raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
+    readable, unreadable = _read_images(images)            # before any model loads
+    if not readable:
+        errors = "; ".join(u["error"] for u in unreadable)
+        raise ValueError(errors if len(images) == 1 else f"none of the {len(images)} images could be read: {errors}")
     dec = decoder if isinstance(decoder, PerceptionDecoder) else load_decoder(decoder)
     pipe = pipe if pipe is not None else load_pipeline(model)
     check_pipeline(dec, pipe)
-    arrays, names = [], []
-    for im in images:
-        if isinstance(im, (str, Path)):
-            if not Path(im).exists(): raise FileNotFoundError(f"no image at {im}")
-            arrays.append(np.asarray(Image.open(im).convert("RGB"))); names.append(str(im))
-        else: arrays.append(np.asarray(im)); names.append(None)
-    if not arrays: raise ValueError("no images to label")
     generic = class_prompt([display_name(c) for c in dec.config.classes[1:]])
-    prompts = list(prompts) if prompts is not None else [generic] * len(arrays)
-    bundle = decoder_features(dec, pipe, list(zip(arrays, prompts)), batch_size=batch_size, progress=progress)
-    preds = predict(dec, bundle, score_threshold=score_threshold)
-    samples = [to_sample(dec, p, a, c, score_threshold, meta=dict(source=nm) if nm else {})
-               for p, a, c, nm in zip(preds, arrays, prompts, names)]   # each at its own image size
+    prompts = list(prompts) if prompts is not None else [generic] * len(images)
+    pixels = {i: hashlib.sha1(a.tobytes() + str(a.shape).encode()).hexdigest() for i, _, a in readable}
     made_with = dict(decoder=str(decoder) if not isinstance(decoder, PerceptionDecoder) else "in memory",
-                     model=(dec.config.provenance or {}).get("model_name"), tasks=dec.tasks)
+                     decoder_hash=model_fingerprint(dec), model=(dec.config.provenance or {}).get("model_name"),
+                     model_hash=model_fingerprint(pipe.unet), tasks=dec.tasks,
+                     images_sha1=_sha1([pixels.get(i) for i in range(len(images))]), prompts_sha1=_sha1(prompts),
+                     batch_size=batch_size, score_threshold=score_threshold)
     skeleton = SKELETON if tuple(dec.config.keypoint_names) == KEYPOINT_NAMES else ()
-    return write_dataset(samples, out, classes=dec.config.classes, keypoint_names=dec.config.keypoint_names,
-                         skeleton=skeleton, made_with=made_with)
+    writer = DatasetWriter(out, classes=dec.config.classes, keypoint_names=dec.config.keypoint_names,
+                           skeleton=skeleton, made_with=made_with)   # refuses a folder of other images or settings
+    batches = [readable[j:j + batch_size] for j in range(0, len(readable), batch_size)]
+    todo = [b for b in batches if not {i for i, _, _ in b} <= writer.done]
+    with tqdm(total=sum(map(len, todo)), desc="labelling", unit="img", disable=not progress) as bar:
+        for b in todo:
+            bundle = decoder_features(dec, pipe, [(a, prompts[i]) for i, _, a in b], batch_size=batch_size, progress=False)
+            for (i, name, a), p in zip(b, predict(dec, bundle, score_threshold=score_threshold)):   # each at its own size
+                writer.add(to_sample(dec, p, a, prompts[i], score_threshold, meta=dict(source=name) if name else {}), index=i)
+            bar.update(len(b))
+    manifest = writer.finalize()
+    manifest["unreadable"], manifest["counts"]["unreadable"] = unreadable, len(unreadable)
+    write_json(Path(out) / "dataset.json", manifest, indent=1)
+    return manifest

@@ -57,8 +57,8 @@ class DatasetDMPipeline(DiffusionPipeline):
     @classmethod
     def from_parts(cls, model: str | StableDiffusionPipeline = "shapeworld", decoder="shapeworld", device="cpu"):
         "Assemble from a diffusion model (id, folder or pipeline) and a decoder (folder, 'shapeworld' or model)."
+        dec = decoder if isinstance(decoder, PerceptionDecoder) else load_decoder(decoder)   # the cheap check first
         sd = model if isinstance(model, StableDiffusionPipeline) else load_pipeline(model, device=device)
-        dec = decoder if isinstance(decoder, PerceptionDecoder) else load_decoder(decoder)
         check_pipeline(dec, sd)
         return cls(sd.vae, sd.text_encoder, sd.tokenizer, sd.unet, sd.scheduler, dec.to(sd.device),
                    getattr(sd, "safety_checker", None), getattr(sd, "feature_extractor", None))
