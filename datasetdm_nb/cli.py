@@ -250,8 +250,10 @@ def _label(p):
     def run(a):
         from datasetdm_nb.decoder_training import label_images
         prompts = [a.prompt] * len(a.images) if a.prompt else None
-        label_images(a.images, a.out, a.decoder, a.model, prompts=prompts, batch_size=a.batch_size)
-        print(f"labelled {len(a.images)} images into {a.out}")
+        manifest = label_images(a.images, a.out, a.decoder, a.model, prompts=prompts, batch_size=a.batch_size)
+        print(f"labelled {manifest['counts']['images']} images into {a.out}")
+        for bad in manifest.get("unreadable", []): print(f"datasetdm: error: {bad['error']}", file=sys.stderr)
+        return 2 if manifest.get("unreadable") else 0     # the others are labelled; the status says some were not
     return run
 
 def _generate(p):
