@@ -36,7 +36,8 @@ def child(kind, n, batch_size, steps):
                  num_inference_steps=steps, guidance_scale=5.0)
     else:   # the whole job: generation, labels, files on disk
         with tempfile.TemporaryDirectory() as d:
-            generate(d, prompts, n, batch_size=batch_size, steps=steps, pipe=pipe, progress=False)
+            generate(d, prompts, n, batch_size=batch_size, steps=steps, pipe=pipe, progress=False,
+                     threads=torch.get_num_threads())   # the same threads as the two kinds above
     dt = time.perf_counter() - t0
     print(json.dumps(dict(kind=kind, n=n, seconds=dt, images_per_s=n / dt,
                           peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))

@@ -5,6 +5,7 @@
 # %% ../nbs/00a_dataset_io.ipynb #18b6f4aa
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -103,7 +104,7 @@ def _open_image(path) -> Image.Image:
     if not path.exists(): raise FileNotFoundError(f"no image at {path}")
     if path.is_dir(): raise ValueError(f"{path} is a folder, not an image")
     try:
-        im = Image.open(path); im.load()
+        im = Image.open(io.BytesIO(path.read_bytes())); im.load()   # no file handle left open on failure
     except (OSError, SyntaxError) as e:
         raise ValueError(f"{path} is not a readable image ({e}): replace or remove it") from None
     return im
@@ -168,9 +169,11 @@ def _now(): return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 _NUMBERED = re.compile(r"^(\d+)\.(png|json)$")
 
-def _differences(old: dict, new: dict) -> str:
-    "The keys whose values differ between two settings dicts, as 'key old -> new'."
-    return ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in {**old, **new} if old.get(k) != new.get(k))
+def _changed(old: dict, new: dict) -> list[str]:
+    "'key: old -> new' for each key whose value differs between two settings dicts ('unset' where one lacks it)."
+    show = lambda d, k: repr(d[k]) if k in d else "unset"
+    return [f"{k}: {show(old, k)} -> {show(new, k)}" for k in {**old, **new}
+            if k not in old or k not in new or old[k] != new[k]]
 
 class DatasetWriter:
     "Write `Sample`s into the project's dataset layout at `out`, one at a time, atomically and resumably."
@@ -181,13 +184,11 @@ class DatasetWriter:
         old = read_json(self.out / "dataset.json") if (self.out / "dataset.json").exists() else None
         if old is None and classes is None: raise ValueError(f"{self.out} holds no dataset to resume: give `classes`")
         if old is not None:   # resume: the settings must match what is already there
-            mine = dict(classes=list(classes) if classes is not None else old["classes"], depth_scale=depth_scale,
-                        made_with=_jsonable(made_with) if made_with is not None else old["made_with"])
-            for k, v in mine.items():
-                if old[k] != v:
-                    what = _differences(old[k], v) if isinstance(v, dict) else f"{old[k]!r}, not {v!r}"
-                    raise ValueError(f"{self.out} holds a dataset with other {k} ({what}): write to another folder, "
-                                     "or delete this one to start again")
+            mine = dict(classes=list(classes) if classes is not None else old["classes"], depth_scale=depth_scale)
+            changed = (_changed({k: old[k] for k in mine}, mine)
+                       + _changed(old["made_with"], _jsonable(made_with) if made_with is not None else old["made_with"]))
+            if changed: raise ValueError(f"{self.out} holds a dataset made with other settings ({'; '.join(changed)}): "
+                                         "write to another folder (--out), or use the same settings to resume it")
             classes, depth_scale, made_with = old["classes"], old["depth_scale"], old["made_with"]
             keypoint_names, skeleton = keypoint_names or old["keypoint_names"], skeleton or old["skeleton"]
             part_names = part_names or old.get("part_names", ())

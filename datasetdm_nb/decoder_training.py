@@ -220,6 +220,9 @@ def evaluate(decoder="shapeworld", data="shapeworld", n: int | None = None, mode
         ds = load_dataset(data)
         samples = [ds[i] for i in range(min(len(ds), n or len(ds)))]
     if not samples: raise ValueError(f"no samples in {data}")
+    labelled = task_targets(dec, dec.tasks, samples, dec.config.provenance["image_size"])
+    if all(v is None for v in labelled.values()):   # checked before the model loads: else an empty result
+        raise ValueError(f"{data} holds no labels for the decoder's tasks ({', '.join(dec.tasks)}): give labelled data")
     pipe = pipe if pipe is not None else load_pipeline(model)
     return evaluate_decoder(dec, pipe, samples, cache_dir=cache_dir, batch_size=batch_size, progress=progress)
 

@@ -9,11 +9,13 @@ import copy
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import threading
 import time
 from contextlib import contextmanager
+from importlib import import_module
 from importlib.resources import files
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,8 +32,8 @@ from .shapeworld import CLASSES, COLORS, SIZES, caption_objects, shapeworld
 # %% auto #0
 __all__ = ['SHAPEWORLD_WORDS', 'MAX_TOKENS', 'SCHEDULE', 'ARCHITECTURES', 'PAIRS', 'PRESENCE_MIN_PIXELS', 'SD_UNET_CONFIGS',
            'shapeworld_tokenizer', 'vae_config', 'unet_config', 'text_config', 'shipped_tokenizer', 'build_pipeline',
-           'count_parameters', 'shapeworld_model_path', 'load_pipeline', 'training_process_state', 'train_vae',
-           'encode_latents', 'train_vae_decoder', 'train_model', 'export_pipeline', 'presence_target',
+           'count_parameters', 'shapeworld_model_path', 'load_pipeline', 'load_scheduler', 'training_process_state',
+           'train_vae', 'encode_latents', 'train_vae_decoder', 'train_model', 'export_pipeline', 'presence_target',
            'PresenceClassifier', 'train_presence_classifier', 'presence_accuracy', 'caption_verdicts',
            'prompt_fidelity', 'sd_unet_config', 'sd_unet']
 
@@ -125,15 +127,29 @@ def shapeworld_model_path() -> Path:
 def load_pipeline(model_id_or_path: str = "shapeworld", device: str = "cpu", dtype: torch.dtype = torch.float32):
     "A `StableDiffusionPipeline`: 'shapeworld' (shipped), 'tiny' (random, for tests), or any hub id / local folder."
     from diffusers import StableDiffusionPipeline
-    if model_id_or_path == "tiny": pipe = build_pipeline(**ARCHITECTURES["tiny"])
+    if model_id_or_path == "tiny": pipe = build_pipeline(**ARCHITECTURES["tiny"]).to(dtype=dtype)
     else:
         path = shapeworld_model_path() if model_id_or_path == "shapeworld" else model_id_or_path
         if model_id_or_path == "shapeworld" and not (path / "model_index.json").exists():
             raise FileNotFoundError(f"the ShapeWorld model is not in {path}; train it with `datasetdm train-model`")
-        pipe = StableDiffusionPipeline.from_pretrained(str(path), torch_dtype=dtype, safety_checker=None,
+        pipe = StableDiffusionPipeline.from_pretrained(str(path), dtype=dtype, safety_checker=None,
                                                        requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device=device, dtype=dtype)
+    return pipe.to(device)   # loaded in `dtype` already: casting after loading is what diffusers warns about
+
+_HUB_ID = re.compile(r"\w[\w.-]*(/\w[\w.-]*)?")   # 'name' or 'owner/name'; anything else can only be a folder
+
+def load_scheduler(model_id_or_path: str = "shapeworld"):
+    "The scheduler of `load_pipeline(model_id_or_path)`, read from the pipeline's configs without loading any weights."
+    from diffusers import DiffusionPipeline, DPMSolverMultistepScheduler
+    if model_id_or_path == "tiny": return DPMSolverMultistepScheduler(**SCHEDULE)
+    path = shapeworld_model_path() if model_id_or_path == "shapeworld" else Path(model_id_or_path)
+    if not path.exists() and not _HUB_ID.fullmatch(str(model_id_or_path)): raise FileNotFoundError(f"no pipeline folder at {path}")
+    if path.is_dir() and not (path / "model_index.json").exists():
+        raise FileNotFoundError(f"no diffusers pipeline in {path} (model_index.json missing): give a folder written by "
+                                "`save_pretrained` (or `datasetdm train-model --export`), a hub id, 'shapeworld' or 'tiny'")
+    library, name = DiffusionPipeline.load_config(str(path))["scheduler"]
+    return getattr(import_module(library), name).from_pretrained(str(path), subfolder="scheduler")
 
 # %% ../nbs/01_models.ipynb #8a6218f7
 def _pool(n: int, size: int = 64, workers: int = 1):
@@ -399,6 +415,9 @@ def export_pipeline(run, out, ema: bool = True, fp16: bool = True) -> Path:
         requires_safety_checker=False)
     if fp16: pipe.to(torch.float16)
     pipe.save_pretrained(out, safe_serialization=True)
+    text_config_file = out / "text_encoder" / "config.json"   # transformers loads it in fp32, as diffusers the UNet and VAE
+    text_config_file.write_text(json.dumps(json.loads(text_config_file.read_text()) | {"dtype": "float32"}, indent=2,
+                                           sort_keys=True) + "\n")
     shutil.copy(run / "log.jsonl", out / "training_log.jsonl")
     info = json.loads((ckpt / "state.json").read_text()) | json.loads((run / "settings.json").read_text())
     if (run / "vae_decoder" / "state.json").exists():   # stage 1b

@@ -448,11 +448,14 @@ def read_prompts(path: str | os.PathLike) -> list[dict]:
     "Read a prompts JSONL file (blank lines skipped)."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"no prompts file at {path}")
+    try: text = path.read_text(encoding="utf-8-sig")      # a byte-order mark, if any, is not part of line 1
+    except UnicodeDecodeError: raise ValueError(f"{path} is not UTF-8 text") from None
     out = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for i, line in enumerate(text.splitlines(), 1):
         if not line.strip(): continue
         try: r = json.loads(line)
-        except json.JSONDecodeError: raise ValueError(f"{path}:{i} is not JSON") from None
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{i} is not JSON ({e.msg}): write one object per line") from None
         if not isinstance(r, dict) or not isinstance(r.get("prompt"), str):
             raise ValueError(f"{path}:{i} has no 'prompt' string")
         out.append(r)

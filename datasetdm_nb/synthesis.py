@@ -9,6 +9,7 @@ import errno
 import hashlib
 import json
 import math
+import numbers
 import os
 import shutil
 import time
@@ -22,14 +23,15 @@ from tqdm.auto import tqdm
 
 from .attention import capture, model_fingerprint
 from .dataset_io import DatasetWriter, read_json, write_json
-from .decoder import PerceptionDecoder, check_pipeline, label_bundle, load_decoder
+from .decoder import PerceptionDecoder, check_decoder, check_pipeline, label_bundle, load_decoder
+from .inversion import last_timestep
 from .sample import Sample
-from .models import load_pipeline
+from .models import load_pipeline, load_scheduler, training_process_state
 from .prompting import read_prompts
 from .shapeworld import KEYPOINT_NAMES, SKELETON
 
 # %% auto #0
-__all__ = ['sample_seed', 'SynthesisOutput', 'DatasetDMPipeline', 'read_prompt_records', 'generate']
+__all__ = ['DROP_REASONS', 'sample_seed', 'SynthesisOutput', 'DatasetDMPipeline', 'read_prompt_records', 'generate']
 
 # %% ../nbs/06_synthesis.ipynb #ec46efcd
 def sample_seed(seed: int, index: int) -> int:
@@ -39,9 +41,10 @@ def sample_seed(seed: int, index: int) -> int:
 # %% ../nbs/06_synthesis.ipynb #5a62547e
 @dataclass
 class SynthesisOutput:
-    "What one call of `DatasetDMPipeline` returns: a labelled `Sample` per prompt, and which were flagged unsafe."
+    "What one call of `DatasetDMPipeline` returns: per prompt a labelled `Sample`, whether it was flagged unsafe, whether its pixels are finite."
     samples: list[Sample]
     nsfw: list[bool] = field(default_factory=list)
+    finite: list[bool] = field(default_factory=list)
 
 class DatasetDMPipeline(DiffusionPipeline):
     "Stable Diffusion plus a perception decoder: prompts in, images with labels out."
@@ -81,19 +84,36 @@ class DatasetDMPipeline(DiffusionPipeline):
                      vae_features=made.get("vae_features", ())) as cap:
             out = sd(prompts, generator=generator, num_inference_steps=num_inference_steps,
                      guidance_scale=guidance_scale, output_type="np")
-        images = (np.clip(out.images, 0, 1) * 255).round().astype(np.uint8)
+        finite = np.isfinite(out.images).reshape(len(prompts), -1).all(1).tolist()   # NaN would be cast to black
+        images = (np.clip(np.nan_to_num(out.images), 0, 1) * 255).round().astype(np.uint8)
         samples = label_bundle(dec, cap.bundle().to(dec.device), images, prompts, score_threshold, ignore_below, metas)
         nsfw = list(out.nsfw_content_detected or [False] * len(prompts))
-        return SynthesisOutput(samples, nsfw)
+        return SynthesisOutput(samples, nsfw, finite)
 
 # %% ../nbs/06_synthesis.ipynb #d591a9fe
+_PROMPT_FILES = (".jsonl", ".json", ".txt")
+
+def _read_prompt_file(path: Path) -> list[dict]:
+    "The records of a prompts file: JSONL as `datasetdm prompts` writes it, or .txt with one prompt per line."
+    if path.is_dir(): raise ValueError(f"prompts {path} is a folder: give a .jsonl file (from `datasetdm prompts`) "
+                                       "or a .txt file with one prompt per line")
+    if not path.exists(): raise FileNotFoundError(f"no prompts file at {path}")
+    if path.suffix not in _PROMPT_FILES:
+        raise ValueError(f"prompts file {path}: expected .jsonl (from `datasetdm prompts`) or .txt (one prompt per line)")
+    if path.suffix != ".txt": return read_prompts(path)
+    try: lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError: raise ValueError(f"{path} is not UTF-8 text") from None
+    return [{"prompt": l.strip()} for l in lines if l.strip()]
+
 def read_prompt_records(prompts) -> list[dict]:
-    "Prompt records from a JSONL file written by `datasetdm prompts`, or from a list of strings or dicts."
-    if isinstance(prompts, (str, os.PathLike)) and Path(prompts).suffix in (".jsonl", ".json"):
-        if not Path(prompts).exists(): raise FileNotFoundError(f"no prompts file at {prompts}")
-        records = read_prompts(prompts)
+    """Prompt records from a prompts file (a path, or a string naming a folder or ending in .jsonl, .json or .txt), or
+    from a prompt or a list of prompts (strings or dicts)."""
+    if isinstance(prompts, os.PathLike) or (isinstance(prompts, str) and (Path(prompts).suffix in _PROMPT_FILES
+                                                                         or os.path.isdir(prompts))):
+        records = _read_prompt_file(Path(prompts))
+        if not records: raise ValueError(f"{prompts} holds no prompts")
     else:
-        records = [{"prompt": p} if isinstance(p, str) else dict(p) for p in ([prompts] if isinstance(prompts, str) else prompts)]
+        records = [dict(p) if isinstance(p, dict) else {"prompt": p} for p in ([prompts] if isinstance(prompts, str) else prompts)]
     if not records: raise ValueError("no prompts given")
     for i, r in enumerate(records):
         if not isinstance(r.get("prompt"), str) or not r["prompt"].strip():
@@ -112,68 +132,118 @@ def _disk_full(e: OSError, out) -> OSError:
                                      "space and rerun the same command to continue")
     return e
 
+def _is_number(x) -> bool: return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+def _check_settings(n, batch_size, steps, threads, seed, guidance_scale, min_confidence, ignore_below, score_threshold, qc):
+    "Raise ValueError naming the first of `generate`'s settings it cannot run with."
+    for name, value, least in (("n", n, 1), ("batch_size", batch_size, 1), ("steps", steps, 1), ("threads", threads, 1),
+                               ("seed", seed, 0)):
+        if not (_is_number(value) and isinstance(value, numbers.Integral) and value >= least):
+            raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
+    if not (_is_number(guidance_scale) and math.isfinite(guidance_scale) and guidance_scale >= 0):
+        raise ValueError(f"guidance_scale must be a finite number >= 0 (default 5), got {guidance_scale!r}")
+    for name, value in (("min_confidence", min_confidence), ("ignore_below", ignore_below), ("score_threshold", score_threshold)):
+        if not ((_is_number(value) and 0 <= value <= 1) or (value is None and name == "ignore_below")):
+            raise ValueError(f"{name} must be a number from 0 to 1{' or None' if name == 'ignore_below' else ''}, got {value!r}")
+    if qc not in ("flag", "drop"): raise ValueError(f"qc must be 'flag' or 'drop', not {qc!r}")
+
+def _check_out(out: Path):
+    "Raise unless `out` is a new folder, an empty one, or a dataset folder (a run to resume)."
+    if out.exists() and not out.is_dir(): raise NotADirectoryError(f"{out} is a file: give a folder for the dataset")
+    if out.is_dir() and not (out / "dataset.json").exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} holds files but no dataset: give a new or empty folder")
+
+def _check_steps(decoder_config: dict, scheduler, steps: int):
+    "Raise ValueError unless sampling with `steps` steps ends at a timestep the decoder was trained at."
+    made = decoder_config.get("provenance") or {}
+    if "timestep" not in made: return
+    fits = lambda k: abs(last_timestep(scheduler, k) - made["timestep"]) <= made["timestep_tolerance"]
+    if fits(steps): return
+    good = [k for k in range(1, 201) if fits(k)]
+    advice = f"use steps from {good[0]} to {good[-1]}" if good else "no number of steps up to 200 ends there"
+    raise ValueError(f"steps={steps} ends at timestep {last_timestep(scheduler, steps)}, but the decoder was trained at "
+                     f"timestep {made['timestep']:g} (+-{made['timestep_tolerance']:g}): {advice}, or train a decoder "
+                     f"at timestep {last_timestep(scheduler, steps)}")
+
+DROP_REASONS = ("unsafe", "non-finite", "low confidence")
+
+def _drop_reason(sample: Sample, unsafe: bool, finite: bool, min_confidence: float, qc: str) -> str | None:
+    "Why a generated sample is not written (one of `DROP_REASONS`), or None."
+    confidence = sample.meta["confidence"]
+    if not (finite and math.isfinite(confidence)): return "non-finite"
+    if unsafe: return "unsafe"
+    if qc == "drop" and confidence < min_confidence: return "low confidence"
+    return None
+
 def generate(out, prompts, n: int, model="shapeworld", decoder="shapeworld", seed: int = 0, batch_size: int = 8,
              steps: int = 25, guidance_scale: float = 5.0, device: str = "cpu", min_confidence: float = 0.0,
-             qc: str = "flag", ignore_below: float | None = 0.5, score_threshold: float = 0.5,
+             qc: str = "flag", ignore_below: float | None = 0.5, score_threshold: float = 0.5, threads: int = 1,
              progress: bool = True, pipe: DatasetDMPipeline | None = None) -> dict:
     """Generate `n` labelled samples into the dataset folder `out`; resumes an interrupted run of the same settings.
-    Run under `accelerate launch` to split the batches over processes. Returns the manifest."""
+    Every argument is checked before the model loads and before `out` is made. The work runs on `threads` torch
+    threads (the caller's count is put back): the files depend on it. Run under `accelerate launch` to split the
+    batches over processes. Returns the manifest."""
     from accelerate import PartialState
-    if n < 1: raise ValueError(f"n must be at least 1, got {n}")
-    if batch_size < 1: raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    if qc not in ("flag", "drop"): raise ValueError(f"qc must be 'flag' or 'drop', not {qc!r}")
+    _check_settings(n, batch_size, steps, threads, seed, guidance_scale, min_confidence, ignore_below, score_threshold, qc)
     records = read_prompt_records(prompts)
-    state = PartialState(cpu=device == "cpu")
-    pipe = pipe or DatasetDMPipeline.from_parts(model, decoder, device=device)
-    dec = pipe.decoder
-    made_with = dict(model=str(model) if isinstance(model, (str, Path)) else pipe.unet.config.get("_name_or_path", ""),
-                     model_hash=model_fingerprint(pipe.unet), decoder=str(decoder) if isinstance(decoder, (str, Path)) else "",
-                     decoder_hash=model_fingerprint(dec), tasks=dec.tasks, prompts=_digest([r["prompt"] for r in records]),
-                     n=n, seed=seed, batch_size=batch_size, steps=steps, guidance_scale=guidance_scale,
-                     min_confidence=min_confidence, qc=qc, ignore_below=ignore_below, score_threshold=score_threshold)
     out, dropped_dir = Path(out), Path(out) / "dropped"
-    skeleton = SKELETON if tuple(dec.config.keypoint_names) == KEYPOINT_NAMES else ()
-    def open_writer():
-        return DatasetWriter(out, classes=dec.config.classes, keypoint_names=dec.config.keypoint_names,
-                             skeleton=skeleton, made_with=made_with)
-    try:
-        with state.main_process_first():      # the main process creates (or checks) the folder first
-            writer = open_writer()
-            dropped_dir.mkdir(exist_ok=True)
-        done = _done(writer, dropped_dir)
-        batches = [range(b * batch_size, min(n, (b + 1) * batch_size)) for b in range(math.ceil(n / batch_size))]
-        mine = [b for k, b in enumerate(batches) if k % state.num_processes == state.process_index
-                and not set(b) <= done]
-        bar = tqdm(total=sum(len(b) for b in mine), desc=f"generating (process {state.process_index})"
-                   if state.num_processes > 1 else "generating", unit="img", disable=not (progress and state.is_local_main_process))
-        with bar:
-            for b in mine:
-                recs = [records[i % len(records)] for i in b]
-                metas = [dict(prompt_index=i % len(records), seed=sample_seed(seed, i), **{k: v for k, v in r.items()
-                              if k in ("classes", "source")}) for i, r in zip(b, recs)]
-                gens = [torch.Generator(device).manual_seed(m["seed"]) for m in metas]
-                res = pipe([r["prompt"] for r in recs], generator=gens, num_inference_steps=steps,
-                           guidance_scale=guidance_scale, score_threshold=score_threshold, ignore_below=ignore_below,
-                           metas=metas)
-                for i, s, unsafe in zip(b, res.samples, res.nsfw):
-                    low = s.meta["confidence"] < min_confidence
-                    if unsafe or (low and qc == "drop"):
-                        write_json(dropped_dir / f"{i:06d}.json", dict(index=i, reason="unsafe" if unsafe else "low confidence",
-                                                                        confidence=s.meta["confidence"]))
-                        continue
-                    if low: s.meta["low_confidence"] = True
-                    writer.add(s, index=i)
-                bar.update(len(b))
-        state.wait_for_everyone()
-        if state.is_main_process:
-            writer = open_writer()                # sees every process's samples
-            manifest = writer.finalize()
-            dropped = [read_json(p) for p in sorted(dropped_dir.glob("*.json"))]
-            manifest["counts"]["dropped"] = {r: sum(d["reason"] == r for d in dropped) for r in ("unsafe", "low confidence")}
-            manifest["counts"]["low_confidence"] = sum(bool(json.loads(l).get("low_confidence"))
-                                                       for l in (out / "images" / "metadata.jsonl").read_text().splitlines())
-            write_json(out / "dataset.json", manifest, indent=1)
-        state.wait_for_everyone()
-    except OSError as e:
-        raise _disk_full(e, out) from None
+    state = PartialState(cpu=device == "cpu")
+    if state.is_main_process: _check_out(out)      # the others see the folder the main process makes
+    source = pipe if pipe is not None else model
+    _check_steps(dict(pipe.decoder.config) if pipe is not None else (dict(decoder.config) if isinstance(decoder, PerceptionDecoder) else check_decoder(decoder)),
+                 source.scheduler if hasattr(source, "scheduler") else load_scheduler(source), steps)
+    with training_process_state(threads=threads, stop_on_signals=False):
+        pipe = pipe or DatasetDMPipeline.from_parts(model, decoder, device=device)
+        dec = pipe.decoder
+        made_with = dict(model=str(model) if isinstance(model, (str, Path)) else pipe.unet.config.get("_name_or_path", ""),
+                         model_hash=model_fingerprint(pipe.unet), decoder=str(decoder) if isinstance(decoder, (str, Path)) else "",
+                         decoder_hash=model_fingerprint(dec), tasks=dec.tasks, prompts=_digest([r["prompt"] for r in records]),
+                         n=n, seed=seed, batch_size=batch_size, steps=steps, guidance_scale=guidance_scale,
+                         min_confidence=min_confidence, qc=qc, ignore_below=ignore_below, score_threshold=score_threshold,
+                         threads=threads)
+        skeleton = SKELETON if tuple(dec.config.keypoint_names) == KEYPOINT_NAMES else ()
+        def open_writer():
+            return DatasetWriter(out, classes=dec.config.classes, keypoint_names=dec.config.keypoint_names,
+                                 skeleton=skeleton, made_with=made_with)
+        try:
+            with state.main_process_first():      # the main process creates (or checks) the folder first
+                writer = open_writer()
+                dropped_dir.mkdir(exist_ok=True)
+            done = _done(writer, dropped_dir)
+            batches = [range(b * batch_size, min(n, (b + 1) * batch_size)) for b in range(math.ceil(n / batch_size))]
+            mine = [b for k, b in enumerate(batches) if k % state.num_processes == state.process_index
+                    and not set(b) <= done]
+            bar = tqdm(total=sum(len(b) for b in mine), desc=f"generating (process {state.process_index})"
+                       if state.num_processes > 1 else "generating", unit="img",
+                       disable=not (progress and state.is_local_main_process))
+            with bar:
+                for b in mine:
+                    recs = [records[i % len(records)] for i in b]
+                    metas = [dict(prompt_index=i % len(records), seed=sample_seed(seed, i), **{k: v for k, v in r.items()
+                                  if k in ("classes", "source")}) for i, r in zip(b, recs)]
+                    gens = [torch.Generator(device).manual_seed(m["seed"]) for m in metas]
+                    res = pipe([r["prompt"] for r in recs], generator=gens, num_inference_steps=steps,
+                               guidance_scale=guidance_scale, score_threshold=score_threshold, ignore_below=ignore_below,
+                               metas=metas)
+                    for i, s, unsafe, finite in zip(b, res.samples, res.nsfw, res.finite, strict=True):
+                        confidence = s.meta["confidence"]
+                        if reason := _drop_reason(s, unsafe, finite, min_confidence, qc):
+                            record = dict(index=i, reason=reason, confidence=confidence if math.isfinite(confidence) else None)
+                            write_json(dropped_dir / f"{i:06d}.json", record)
+                            continue
+                        if confidence < min_confidence: s.meta["low_confidence"] = True
+                        writer.add(s, index=i)
+                    bar.update(len(b))
+            state.wait_for_everyone()
+            if state.is_main_process:
+                writer = open_writer()                # sees every process's samples
+                manifest = writer.finalize()
+                dropped = [read_json(p) for p in sorted(dropped_dir.glob("*.json"))]
+                manifest["counts"]["dropped"] = {r: sum(d["reason"] == r for d in dropped) for r in DROP_REASONS}
+                manifest["counts"]["low_confidence"] = sum(bool(json.loads(l).get("low_confidence"))
+                                                           for l in (out / "images" / "metadata.jsonl").read_text().splitlines())
+                write_json(out / "dataset.json", manifest, indent=1)
+            state.wait_for_everyone()
+        except OSError as e:
+            raise _disk_full(e, out) from None
     return read_json(out / "dataset.json")

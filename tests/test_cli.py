@@ -199,19 +199,24 @@ BAD_INPUTS = [   # (what the user tried, the command, what the one line must say
      "not a diffusers pipeline folder"),
     ("prompts file missing", ["generate", "--out", "o", "--prompts", "nope.jsonl"], "argument --prompts: no file nope.jsonl"),
     ("prompts given a folder", ["generate", "--out", "o", "--prompts", "some_folder"], "is a folder, expected a file"),
-    ("prompts file with a broken line", ["generate", "--out", "o", "--prompts", "prompts.jsonl"], "prompts.jsonl"),
+    ("prompts file with a broken line", ["generate", "--out", "o", "--prompts", "prompts.jsonl"], "prompts.jsonl:2 is not JSON"),
     ("decoder folder missing", ["evaluate", "--decoder", "nope"], "no decoder folder nope"),
-    ("decoder weights truncated", ["label", "photo.png", "--out", "o", "--decoder", "truncated_weights"], "truncated_weights"),
-    ("decoder weights random bytes", ["generate", "--out", "o", "--n", "1", "--decoder", "random_weights"], "random_weights"),
-    ("decoder config cut", ["evaluate", "--n", "2", "--decoder", "cut_config"], "cut_config"),
-    ("decoder config empty", ["label", "photo.png", "--out", "o", "--decoder", "empty_config"], "empty_config"),
-    ("decoder config not an object", ["generate", "--out", "o", "--n", "1", "--decoder", "list_config"], "list_config"),
-    ("truncated image", ["label", "truncated.png", "--out", "o"], "truncated.png"),
-    ("a text file as an image", ["label", "notes.txt", "--out", "o"], "notes.txt"),
-    ("a folder as an image", ["label", "some_folder", "--out", "o"], "some_folder"),
+    ("decoder weights truncated", ["label", "photo.png", "--out", "o", "--decoder", "truncated_weights"],
+     "truncated_weights/diffusion_pytorch_model.safetensors is not a decoder: not a whole safetensors file"),
+    ("decoder weights random bytes", ["generate", "--out", "o", "--n", "1", "--decoder", "random_weights"],
+     "random_weights/diffusion_pytorch_model.safetensors is not a decoder"),
+    ("decoder config cut", ["evaluate", "--n", "2", "--decoder", "cut_config"], "cut_config/config.json is not a decoder: not JSON"),
+    ("decoder config empty", ["label", "photo.png", "--out", "o", "--decoder", "empty_config"],
+     "empty_config/config.json is not a decoder: not JSON"),
+    ("decoder config not an object", ["generate", "--out", "o", "--n", "1", "--decoder", "list_config"],
+     "list_config/config.json is not a decoder: it holds a JSON list"),
+    ("truncated image", ["label", "truncated.png", "--out", "o"], "truncated.png is not a readable image"),
+    ("a text file as an image", ["label", "notes.txt", "--out", "o"], "notes.txt is not a readable image"),
+    ("a folder as an image", ["label", "some_folder", "--out", "o"], "some_folder is a folder, not an image"),
     ("empty prompt", ["attention", "", "--out", "a.png"], "argument prompt: the prompt is empty"),
     ("too many steps", ["attention", "a red star", "--out", "a.png", "--steps", "1000"], "steps must be from 1 to 999"),
-    ("steps the decoder was not made for", ["generate", "--out", "o", "--n", "1", "--steps", "4"], "steps"),
+    ("steps the decoder was not made for", ["generate", "--out", "o", "--n", "1", "--steps", "4"],
+     "steps=4 ends at timestep 250, but the decoder was trained at timestep 40 (+-25): use steps from 16 to 68"),
     ("data folder missing", ["train-decoder", "--out", "o", "--data", "nowhere"], "no dataset folder nowhere"),
 ]
 
@@ -235,3 +240,16 @@ def test_verbose_shows_the_traceback(cli, tmp_path):
     (tmp_path / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     proc = cli("label", "truncated.png", "--out", "o", "--verbose")
     assert proc.returncode == 2 and "Traceback" in proc.stderr and proc.stderr.strip().splitlines()[-1].startswith("datasetdm: error:")
+
+
+def test_label_skips_a_bad_file_and_refuses_to_mix_runs(cli, tmp_path):
+    """One unreadable file among good ones: the good ones are labelled, the bad one named on stderr, status 2. A second
+    run with other files into the same folder is refused in one line, and the folder is left as it was."""
+    from datasetdm_nb.dataset_io import load_dataset
+    _bad_inputs(tmp_path)
+    proc = cli("label", "photo.png", "truncated.png", "--out", "labelled")
+    assert proc.returncode == 2 and "datasetdm: error: truncated.png is not a readable image" in proc.stderr
+    assert "labelled 1 images" in proc.stdout and len(load_dataset(tmp_path / "labelled")) == 1
+    before = _snapshot(tmp_path / "labelled")
+    assert "made with other settings" in one_line_error(cli("label", "photo.png", "photo.png", "--out", "labelled"))
+    assert _snapshot(tmp_path / "labelled") == before
