@@ -189,9 +189,9 @@ def generate(out, prompts, n: int, model="shapeworld", decoder="shapeworld", see
     out, dropped_dir = Path(out), Path(out) / "dropped"
     state = PartialState(cpu=device == "cpu")
     if state.is_main_process: _check_out(out)      # the others see the folder the main process makes
-    source = pipe if pipe is not None else model
-    _check_steps(dict(pipe.decoder.config) if pipe is not None else (dict(decoder.config) if isinstance(decoder, PerceptionDecoder) else check_decoder(decoder)),
-                 source.scheduler if hasattr(source, "scheduler") else load_scheduler(source), steps)
+    known_decoder, known_model = (pipe.decoder, pipe) if pipe is not None else (decoder, model)
+    _check_steps(dict(known_decoder.config) if isinstance(known_decoder, PerceptionDecoder) else check_decoder(known_decoder),
+                 known_model.scheduler if hasattr(known_model, "scheduler") else load_scheduler(known_model), steps)
     with training_process_state(threads=threads, stop_on_signals=False):
         pipe = pipe or DatasetDMPipeline.from_parts(model, decoder, device=device)
         dec = pipe.decoder
