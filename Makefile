@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 OUT ?= demo_out
 
-.PHONY: demo test install export-check clean-check readme readme-check nbtest pytest
+.PHONY: demo test install export-check clean-check readme readme-check nbtest pytest browser-test chromium
 
 $(BIN)/datasetdm: settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,13 @@ nbtest: install
 	$(BIN)/nbdev_test --n_workers 2 --timing
 
 pytest: install
-	$(BIN)/python -m pytest tests -q -p no:cacheprovider
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider --ignore=tests/browser
 
 test: export-check clean-check readme-check nbtest pytest
+
+# A real browser: Debian's Chromium (Playwright cannot download its own here), driven headless by Playwright.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+browser-test: install chromium
+	$(BIN)/python -m pytest tests/browser -q -p no:cacheprovider
