@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 OUT ?= demo_out
 
-.PHONY: demo test install export-check clean-check readme readme-check nbtest pytest browser-test chromium
+.PHONY: demo test install export-check clean-check readme readme-check nbtest pytest browser-test chromium figures
 
 $(BIN)/datasetdm: settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ readme: install
 readme-check: install
 	@$(BIN)/jupyter nbconvert --log-level WARN --to markdown nbs/index.ipynb --stdout | sed 's#](images/#](nbs/images/#' | \
 	  diff -q - README.md >/dev/null || { echo "README.md is stale: run make readme"; exit 1; }
+
+# Re-execute notebooks at full size on the shipped model, so their stored figures show the current code
+# (`make figures NB="02_attention 06_synthesis"` for some; all by default). One torch thread per notebook.
+figures: install
+	OMP_NUM_THREADS=1 $(BIN)/python tools/figures.py $(NB)
 
 nbtest: install
 	$(BIN)/nbdev_test --n_workers 2 --timing
