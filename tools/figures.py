@@ -70,7 +70,7 @@ def run_notebook(fn: Path) -> float:
     try:
         shell.run_all(nb, exc_stop=True, preproc=skip)
     except Exception:
-        sys.stderr.write(shell.prettytb(fname=fn) + "\n")
+        sys.stderr.write(shell.prettytb(fname=fn)[-3000:] + "\n")   # the end of it: tensors in messages run long
         raise SystemExit(f"{fn.name}: a cell failed; the notebook was left as it was")
     finally:
         os.chdir(cwd)
@@ -88,16 +88,15 @@ def main():
     fns = [NBS / f"{n.removesuffix('.ipynb')}.ipynb" for n in names] or sorted(NBS.glob("*.ipynb"))
     missing = [f.name for f in fns if not f.exists()]
     if missing: raise SystemExit(f"no such notebook in nbs/: {', '.join(missing)}")
-    for fn in fns:
-        if len(fns) > 1:
-            # one process per notebook, as nbdev_test runs them: no state leaks from one into the next
-            t = time.time()
-            subprocess.run([sys.executable, __file__, fn.stem], check=True)
-            secs = time.time() - t
-        else:
-            secs = run_notebook(fn)
-        print(f"{fn.name:32s} {secs:6.0f} s  {fn.stat().st_size / 1e3:7.0f} kB", flush=True)
-    subprocess.run([Path(sys.executable).parent / "nbdev_clean"], cwd=ROOT, check=True)
+    if len(fns) == 1:
+        secs = run_notebook(fns[0])
+        subprocess.run([Path(sys.executable).parent / "nbdev_clean", "--fname", fns[0]], cwd=ROOT, check=True)
+        print(f"{fns[0].name:32s} {secs:6.0f} s  {fns[0].stat().st_size / 1e3:7.0f} kB", flush=True)
+        return
+    # one process per notebook, as nbdev_test runs them: no state leaks from one into the next
+    failed = [fn.stem for fn in fns if subprocess.run([sys.executable, __file__, fn.stem]).returncode]
+    print(f"nbs/ holds {sum(p.stat().st_size for p in NBS.rglob('*') if p.is_file()) / 1e6:.2f} MB")
+    if failed: raise SystemExit(f"left as they were, a cell failed: {' '.join(failed)}")
 
 
 if __name__ == "__main__":
