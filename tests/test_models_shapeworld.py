@@ -22,3 +22,12 @@ def test_shipped_model_generates_fp32_on_cpu():
     assert img.shape == (64, 64, 3)
     sky = img[:8].reshape(-1, 3).mean(0)     # a ShapeWorld scene: sky on top (blue-ish), not noise
     assert sky[2] > sky[0] and img[:8].std((0, 1)).max() < 0.12
+
+
+def test_loading_prints_no_library_notice():
+    "Loading the shipped model prints no library notice (torchvision fallback, dtype, float32): only its loading bar."
+    import subprocess, sys
+    code = "from datasetdm_nb.models import load_pipeline; load_pipeline('shapeworld')"
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
+    lines = [l for l in err.replace("\r", "\n").splitlines() if l.strip() and "Loading" not in l]
+    assert lines == [], "\n".join(lines)
