@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 OUT ?= demo_out
 
-.PHONY: demo test install export-check clean-check readme readme-check nbtest pytest browser-test chromium
+.PHONY: demo test install export-check clean-check readme readme-check docs nbtest pytest browser-test chromium
 
 $(BIN)/datasetdm: settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ readme: install
 readme-check: install
 	@$(BIN)/jupyter nbconvert --log-level WARN --to markdown nbs/index.ipynb --stdout | sed 's#](images/#](nbs/images/#' | \
 	  diff -q - README.md >/dev/null || { echo "README.md is stale: run make readme"; exit 1; }
+
+# The docs site: every notebook rendered with its stored outputs to _docs/ (settings.ini's doc_path) by nbconvert, as
+# nbdev shows it, with no Quarto (which these machines cannot install) and nothing loaded from the network.
+docs: install
+	$(BIN)/python tools/docs.py
 
 nbtest: install
 	$(BIN)/nbdev_test --n_workers 2 --timing
