@@ -7,6 +7,7 @@ the previous and next page. Files the pages link to (the images in `nbs/images/`
 import argparse
 import configparser
 import html
+import os
 import re
 import shutil
 import time
@@ -124,6 +125,7 @@ def copy_linked_files(body, nbs, out):
 
 
 def main(argv=None):
+    "Build the site from settings.ini's `nbs_path` into its `doc_path` (or the folders given); print its size."
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "settings.ini", encoding="utf-8")
     cfg = cfg["DEFAULT"]
@@ -134,7 +136,8 @@ def main(argv=None):
     start = time.perf_counter()
     pages = build(args.nbs, args.out, cfg.get("title", "docs"))
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
-    print(f"{len(pages)} pages, {size / 1e6:.1f} MB in {args.out} ({time.perf_counter() - start:.1f} s)")
+    took = time.perf_counter() - start
+    print(f"{len(pages)} pages, {size / 1e6:.1f} MB in {os.path.relpath(args.out)}/ ({took:.1f} s)")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ PAGE_STATE = """() => {
     broken: [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src.slice(0, 80)),
     overflowing: [...document.images].filter(i => i.getBoundingClientRect().right > main.right + 1).length,
     pageScrollsSideways: document.documentElement.scrollWidth > window.innerWidth,
-    hiddenCode: [...document.querySelectorAll(".jp-InputArea pre")].filter(p => p.scrollWidth > p.clientWidth + 1).length,
+    hiddenCode: [...document.querySelectorAll(".jp-InputArea pre")]
+      .filter(p => p.scrollWidth > p.clientWidth + 1).length,
     links: [...document.querySelectorAll("a[href]")].map(a => a.href.split("#")[0]),
   };
 }"""
