@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 OUT ?= demo_out
 
-.PHONY: demo test install export-check clean-check readme readme-check nbtest pytest browser-test chromium figures
+.PHONY: demo test install export-check clean-check readme readme-check docs figures nbtest pytest browser-test chromium
 
 $(BIN)/datasetdm: settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ readme-check: install
 # (`make figures NB="02_attention 06_synthesis"` for some; all by default). One torch thread per notebook.
 figures: install
 	OMP_NUM_THREADS=1 $(BIN)/python tools/figures.py $(NB)
+
+# The docs site: every notebook rendered with its stored outputs to _docs/ (settings.ini's doc_path) by nbconvert, as
+# nbdev shows it, with no Quarto (which these machines cannot install) and nothing loaded from the network.
+docs: install
+	$(BIN)/python tools/docs.py
 
 nbtest: install
 	$(BIN)/nbdev_test --n_workers 2 --timing

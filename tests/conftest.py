@@ -23,3 +23,13 @@ def cli(tmp_path):
         return subprocess.run([_datasetdm(), *map(str, args)], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=timeout)
     return run
+
+
+@pytest.fixture(scope="session")
+def docs_site(tmp_path_factory):
+    "The docs site built from nbs/ as `make docs` builds it (tools/docs.py), in a temporary folder."
+    out = tmp_path_factory.mktemp("docs") / "site"
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "docs.py"), "--out", str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    return out
