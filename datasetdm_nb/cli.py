@@ -322,7 +322,7 @@ def _experiment(p):
                               workers=a.workers, **_given(batch_size=a.train_batch_size))
         metric = get_task(a.task).headline
         for arm, (mean, sd, n) in summarize(rows, metric).items():
-            print(f"{arm:16s} {metric} {mean:.3f} +- {sd:.3f} ({n} seeds)")
+            print(f"{arm:16s} {metric} {mean:.3f} +- {sd:.3f} ({n} seed{'s' * (n != 1)})")
     return run
 
 def _demo(p):
