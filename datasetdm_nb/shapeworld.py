@@ -363,7 +363,9 @@ def sample_sheet(samples, path=None, cols: int = 4, title: str | None = None):
     and place), and a legend of the class colours shown; saved to `path` if given."""
     import matplotlib.pyplot as plt, textwrap
     rows = max(1, math.ceil(len(samples) / cols))
-    top, bottom = 0.4 * bool(title), 0.25         # inches for the title and the legend
+    handles = _legend_handles(samples)
+    ncol = min(len(handles), 2 * cols + 1)        # VOC's 20 classes take three rows of a 4-column sheet
+    top, bottom = 0.4 * bool(title), 0.1 + 0.15 * math.ceil(len(handles) / max(ncol, 1))   # inches: title, legend
     height = 1.7 * rows + top + bottom
     fig, axes = plt.subplots(rows, 2 * cols, figsize=(2.4 * cols, height), squeeze=False)
     for ax in axes.ravel(): ax.set_axis_off()
@@ -378,8 +380,7 @@ def sample_sheet(samples, path=None, cols: int = 4, title: str | None = None):
                 b.scatter(*inst.keypoints[v == 2, :2].T - 0.5, s=3, c="lime")
         for ax in (a, b): ax.set(xlim=extent[:2], ylim=extent[2:], aspect="equal")  # a keypoint off the image moves nothing
         a.set_title(textwrap.fill(s.prompt(), 34), fontsize=5, loc="left")
-    handles = _legend_handles(samples)
-    if handles: fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=6, frameon=False,
+    if handles: fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=6, frameon=False,
                            handlelength=1, handletextpad=0.4, columnspacing=1.2)
     fig.tight_layout(pad=0.3, rect=(0, bottom / height, 1, 1 - top / height))
     if title: fig.suptitle(title, fontsize=9)
