@@ -2,8 +2,8 @@
 
 Prints the classifier's accuracy on real held-out test scenes, then the share of generated images (one per held-out
 test caption, 25 DPM-Solver steps, at each --guidance scale) in which every (colour, class) pair the caption names is judged present,
-and saves a grid of the first 50 generated images with their captions and verdicts, and one with captions only for a
-person to judge before reading the classifier's verdicts (bench/human_verdicts.json holds two people's check of the shipped weights). The same
+writes it all to bench/model_fidelity.json (which 01_models reads), and saves a grid of the first 50 generated images
+with their captions and verdicts, and one with captions only for a person to judge before reading the classifier's verdicts (bench/human_verdicts.json holds two people's check of the shipped weights). The same
 measure on the real scenes of these captions, and on their VAE reconstructions (encode, decode: what the best UNet
 could hand to this VAE decoder), tells what the judge and the VAE allow.
 
@@ -33,7 +33,9 @@ p.add_argument("--model", default="shapeworld")
 p.add_argument("--n", type=int, default=200, help="held-out captions to generate from")
 p.add_argument("--classifier", default=str(Path(__file__).resolve().parent / "presence_classifier.safetensors"),
                help="trained here (about 40 minutes) if missing")
-p.add_argument("--out", default=str(Path.home() / ".cache" / "datasetdm_nb" / "fidelity"), help="folder for the grid PNG and results.json")
+p.add_argument("--out", default=str(Path.home() / ".cache" / "datasetdm_nb" / "fidelity"), help="folder for the grid PNGs and images")
+p.add_argument("--results", default=str(Path(__file__).resolve().parent / "model_fidelity.json"),
+               help="where the figures are written (01_models reads bench/model_fidelity.json)")
 p.add_argument("--guidance", type=float, nargs="+", default=[4.0, 10.0], help="classifier-free guidance scales to measure")
 p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
 p.add_argument("--train-more", type=int, default=0,
@@ -107,6 +109,7 @@ rec = ((rec + 1) * 127.5).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)
 rec_fid = judge(rec).mean()
 print(f"... and on their VAE reconstructions (encoded and decoded): {rec_fid:.1%}")
 
-(out / "results.json").write_text(json.dumps(dict(model=a.model, classifier=acc, classifier_min_fragment=big, n=a.n,
+Path(a.results).write_text(json.dumps(dict(model=a.model, weights={k: trained.get(k) for k in human["model"]},
+    classifier=acc, classifier_min_fragment=big, fragment_pixels=FRAGMENT, n=a.n,
     guidance={f"{g:g}": r for g, r in by_guidance.items()}, real_fidelity=float(real_fid),
     reconstruction_fidelity=float(rec_fid), captions=captions), indent=1))

@@ -29,7 +29,7 @@ class Sample:
     semantic: np.ndarray | None = None    # uint8 (H, W): class ids, 255 = ignore
     depth: np.ndarray | None = None       # float32 (H, W): metres, 0 = unknown
     instances: list[Instance] | None = None
-    classes: tuple[str, ...] = ()         # class names by id; 0 is the background
+    classes: tuple[str, ...] = ()         # class names by id; one named "background" (usually 0) is no object
     keypoint_names: tuple[str, ...] = ()  # names of the keypoints of `instances`
     meta: dict = field(default_factory=dict)
     parts: np.ndarray | None = None       # uint8 (H, W): people's body-part ids, 0 = no part, 255 = ignore

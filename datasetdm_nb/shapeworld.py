@@ -327,29 +327,62 @@ def show_sample(sample: Sample, axes=None, what=("image", "semantic", "instances
     return axes
 
 # %% ../nbs/00_shapeworld.ipynb #5e4c1fb4
+def _resize_ids(ids: np.ndarray, size) -> np.ndarray:
+    "Label ids (h, w) at `size` (H, W), each output pixel taking the id under its centre (ids are never blended)."
+    h, w = ids.shape; H, W = size
+    if (h, w) == (H, W): return ids
+    return ids[((np.arange(H) + 0.5) * h / H).astype(int)[:, None], ((np.arange(W) + 0.5) * w / W).astype(int)]
+
 def overlay(sample: Sample, alpha: float = 0.55) -> np.ndarray:
-    "The image with its semantic mask blended in (uint8 RGB); 255 (ignore) shows white."
+    "The image with its semantic mask (resized to the image if need be) blended in (uint8 RGB); 255 (ignore) shows white."
     img = sample.image.astype(np.float32)
     if sample.semantic is None: return sample.image
-    labelled = (sample.semantic > 0)[..., None]
-    colours = np.where(sample.semantic[..., None] == 255, 255, PALETTE[sample.semantic]).astype(np.float32)
+    semantic = _resize_ids(sample.semantic, sample.size)
+    labelled = (semantic > 0)[..., None]
+    colours = np.where(semantic[..., None] == 255, 255, PALETTE[semantic]).astype(np.float32)
     return np.where(labelled, (1 - alpha) * img + alpha * colours, img).astype(np.uint8)
 
+def _legend_handles(samples):
+    "Legend entries for what `overlay` and the keypoints show on `samples`: the classes present (by id), ignore, keypoints."
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    shown, ignore, keypoints = {}, False, False
+    for s in samples:
+        if s.semantic is not None:
+            ids = np.unique(s.semantic)
+            ignore |= bool((ids == 255).any())
+            for i in ids[(ids > 0) & (ids < min(len(s.classes), 255))]: shown.setdefault(int(i), s.classes[i])
+        keypoints |= any(inst.keypoints is not None and (inst.keypoints[:, 2] == 2).any() for inst in s.instances or [])
+    handles = [Patch(color=PALETTE[i] / 255, label=shown[i].replace("_", " ")) for i in sorted(shown)]
+    if ignore: handles.append(Patch(facecolor="white", edgecolor="0.6", label="ignore"))
+    if keypoints: handles.append(Line2D([], [], ls="", marker="o", ms=3, color="lime", label="keypoint"))
+    return handles
+
 def sample_sheet(samples, path=None, cols: int = 4, title: str | None = None):
-    "A contact sheet of `samples`: image and labels side by side, `cols` samples a row; saved to `path` if given."
+    """A contact sheet of `samples`, `cols` a row: each image beside its labels blended over it (a panel of the same size
+    and place), and a legend of the class colours shown; saved to `path` if given."""
     import matplotlib.pyplot as plt, textwrap
     rows = max(1, math.ceil(len(samples) / cols))
-    fig, axes = plt.subplots(rows, 2 * cols, figsize=(2.4 * cols, 1.7 * rows + 0.4 * bool(title)), squeeze=False)
+    handles = _legend_handles(samples)
+    ncol = min(len(handles), 2 * cols + 1)        # VOC's 20 classes take three rows of a 4-column sheet
+    top, bottom = 0.4 * bool(title), 0.1 + 0.15 * math.ceil(len(handles) / max(ncol, 1))   # inches: title, legend
+    height = 1.7 * rows + top + bottom
+    fig, axes = plt.subplots(rows, 2 * cols, figsize=(2.4 * cols, height), squeeze=False)
     for ax in axes.ravel(): ax.set_axis_off()
     for k, s in enumerate(samples):
         a, b = axes[k // cols, 2 * (k % cols)], axes[k // cols, 2 * (k % cols) + 1]
-        a.imshow(s.image); b.imshow(overlay(s))
+        h, w = s.size
+        extent = (-0.5, w - 0.5, h - 0.5, -0.5)   # pixel centres at integer coordinates, as imshow's default
+        a.imshow(s.image, extent=extent); b.imshow(overlay(s), extent=extent)
         for inst in s.instances or []:
             if inst.keypoints is not None:
                 v = inst.keypoints[:, 2]
                 b.scatter(*inst.keypoints[v == 2, :2].T - 0.5, s=3, c="lime")
+        for ax in (a, b): ax.set(xlim=extent[:2], ylim=extent[2:], aspect="equal")  # a keypoint off the image moves nothing
         a.set_title(textwrap.fill(s.prompt(), 34), fontsize=5, loc="left")
-    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight() if title else 1))
+    if handles: fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=6, frameon=False,
+                           handlelength=1, handletextpad=0.4, columnspacing=1.2)
+    fig.tight_layout(pad=0.3, rect=(0, bottom / height, 1, 1 - top / height))
     if title: fig.suptitle(title, fontsize=9)
     if path is not None: fig.savefig(path, dpi=150); plt.close(fig)
     return fig
