@@ -24,7 +24,8 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def small_png(b64: str) -> str:
-    "The same picture as a smaller PNG: a 256-colour palette when that is smaller, always optimised."
+    """The picture as a smaller PNG: a 256-colour palette when that is smaller (exact for plots, which have fewer colours;
+    for photographs and noise each pixel takes the nearest of 256 colours, a difference the eye does not see)."""
     from PIL import Image
     img = Image.open(io.BytesIO(base64.b64decode(b64)))
     candidates = []
