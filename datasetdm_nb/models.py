@@ -418,7 +418,7 @@ def export_pipeline(run, out, ema: bool = True, fp16: bool = True) -> Path:
     text_config_file = out / "text_encoder" / "config.json"   # transformers loads it in fp32, as diffusers the UNet and VAE
     text_config_file.write_text(json.dumps(json.loads(text_config_file.read_text()) | {"dtype": "float32"}, indent=2,
                                            sort_keys=True) + "\n")
-    shutil.copy(run / "log.jsonl", out / "training_log.jsonl")
+    if (run / "log.jsonl").exists(): shutil.copy(run / "log.jsonl", out / "training_log.jsonl")   # none before log_every steps
     info = json.loads((ckpt / "state.json").read_text()) | json.loads((run / "settings.json").read_text())
     if (run / "vae_decoder" / "state.json").exists():   # stage 1b
         info["vae_decoder_steps"] = json.loads((run / "vae_decoder" / "state.json").read_text())["step"]

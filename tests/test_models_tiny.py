@@ -87,3 +87,13 @@ def test_sigterm_stops_training_with_a_checkpoint(tmp_path):
     assert 1 <= step < 10**6
     train_model(run, resume=True, steps=step + 2, batch_size=2, log_every=1, progress=False)
     assert json.loads((run / "checkpoint" / "state.json").read_text())["step"] == step + 2
+
+
+def test_export_before_the_first_log_line(tmp_path):
+    "A run shorter than `log_every` has no loss log yet: it exports all the same, without one."
+    run = tmp_path / "run"
+    train_model(run, arch="tiny", n=16, vae_steps=2, vae_batch_size=4, steps=2, batch_size=2, log_every=25,
+                workers=1, progress=False)
+    assert not (run / "log.jsonl").exists()
+    folder = export_pipeline(run, tmp_path / "pipe")
+    assert (folder / "model_index.json").exists() and not (folder / "training_log.jsonl").exists()
