@@ -39,6 +39,7 @@ def test_nothing_a_reader_should_not_see(name):
         assert o["output_type"] != "error", f"{name} stores an error"
         assert not (o["output_type"] == "stream" and o["name"] == "stderr"), f"{name} stores stderr: {o['text'][:80]}"
         assert "application/vnd.jupyter.widget-view+json" not in o.get("data", {}), f"{name} stores a widget view"
+        assert o["output_type"] == "stream" or o.get("data"), f"{name} stores an empty output"
 
 
 def test_size_budget():

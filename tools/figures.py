@@ -43,6 +43,7 @@ def reader_outputs(outputs):
         if o.get("output_type") == "stream" and o.get("name") == "stderr": continue
         data = o.get("data", {})
         if WIDGET_VIEW in data: continue
+        if o.get("output_type") in ("display_data", "execute_result") and not data: continue   # an object shown as nothing
         if "image/png" in data: data["image/png"] = small_png("".join(data["image/png"]))
         if "execution_count" in o: o["execution_count"] = None
         kept.append(o)
