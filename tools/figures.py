@@ -29,7 +29,7 @@ def small_png(b64: str) -> str:
     from PIL import Image
     img = Image.open(io.BytesIO(base64.b64decode(b64)))
     candidates = []
-    for im in (img, img.convert("RGB").quantize(256, dither=Image.Dither.NONE)):
+    for im in (img, img.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE)):
         buf = io.BytesIO()
         im.save(buf, "PNG", optimize=True)
         candidates.append(buf.getvalue())
