@@ -10,6 +10,9 @@ import os
 import time
 import time
 import time
+import time
+import time
+import time
 
 import ipywidgets as W
 import numpy as np
@@ -42,12 +45,10 @@ def attention_share(bundle: FeatureBundle, word: str, size=None, resolution="all
     if not idx: raise ValueError(f"{word!r} is not a word of the caption: {[w for w, _ in caption_words(bundle.tokens[0])]}")
     return token_map(bundle, 0, idx, None if resolution == "all" else [resolution], size).numpy().astype(np.float32)
 
-def share_scale(bundles: dict[int, FeatureBundle]) -> float:
-    "The top of the shared colour scale: the largest share any caption word gets at any pixel, step and grid."
-    def word_maxima(b):
-        words = caption_words(b.tokens[0])
-        return [max(attention_share(b, w, resolution=r).max() for w, _ in words) for r in b.cross]
-    return float(max(max(word_maxima(b)) for b in bundles.values()))
+def share_scale(bundles: dict[int, FeatureBundle], resolution="all", size=None) -> float:
+    "The top of the colour scale on `resolution`: the largest share any caption word gets at any pixel and step."
+    return float(max(attention_share(b, w, size, resolution).max() for b in bundles.values()
+                     for w in dict.fromkeys(w for w, _ in caption_words(b.tokens[0]))))
 
 def explorer_view(image: np.ndarray, bundle: FeatureBundle, word: str, resolution="all", opacity: float = 0.5,
                   vmax: float = 1.0):
@@ -79,28 +80,28 @@ def _row(*children): return W.HBox(children, layout=W.Layout(flex_flow="row wrap
 class AttentionExplorer:
     "Prompt and seed in, image out; word, resolution, step and opacity controls over its cross-attention maps."
     def __init__(self, pipe, prompt: str = "a red star and a blue circle", seed: int = 0, steps: int = 25,
-                 scale: int = 4):
+                 scale: int = 3):
         self.pipe, self.scale = pipe, scale
         label = {"style": {"description_width": "70px"}}
-        self.prompt = W.Text(value=prompt, description="prompt", layout=W.Layout(width="440px"), **label)
+        self.prompt = W.Text(value=prompt, description="prompt", layout=W.Layout(width="400px"), **label)
         self.seed = W.IntText(value=seed, description="seed", layout=W.Layout(width="150px"), **label)
-        self.steps = W.IntSlider(value=steps, min=1, max=50, description="steps", layout=W.Layout(width="300px"), **label)
+        self.steps = W.IntSlider(value=steps, min=1, max=50, description="steps", layout=W.Layout(width="320px"), **label)
         self.run = W.Button(description="generate", icon="play", layout=W.Layout(width="110px"))
-        self.status = W.HTML(layout=W.Layout(margin="0 0 0 10px"))
+        self.status = W.HTML(layout=W.Layout(margin="0 0 0 10px")).add_class("explorer-status")
         self.word = W.Dropdown(description="word", layout=W.Layout(width="220px"), **label)
         self.resolution = W.Dropdown(description="resolution", layout=W.Layout(width="220px"), **label)
-        self.step = W.SelectionSlider(options=[0], description="step", layout=W.Layout(width="300px"), **label)
+        self.step = W.SelectionSlider(options=[0], description="step", layout=W.Layout(width="280px"), **label)
         self.opacity = W.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="opacity",
-                                     layout=W.Layout(width="300px"), **label)
+                                     layout=W.Layout(width="280px"), **label)
         self.picture, self.heat_picture, self.colour_bar = (W.Image(format="png") for _ in range(3))
-        self.titles = [W.HTML(layout=W.Layout(width=f"{64 * scale}px")) for _ in range(2)]
+        self.titles = [W.HTML(layout=W.Layout()) for _ in range(2)]
         self.controls = (self.prompt, self.seed, self.steps, self.run, self.word, self.resolution, self.step, self.opacity)
         self.run.on_click(lambda _: self.generate())
         for w in (self.word, self.resolution, self.step, self.opacity): w.observe(lambda _: self.refresh(), "value")
         self.widget = W.VBox([_row(self.prompt, self.seed), _row(self.steps, self.run, self.status),
                               _row(self.word, self.resolution), _row(self.step, self.opacity),
                               _row(W.VBox([self.titles[0], self.picture]), W.VBox([self.titles[1], self.heat_picture]),
-                                   self.colour_bar)])
+                                   self.colour_bar)]).add_class("attention-explorer")
         self.generate()
 
     def generate(self):
@@ -114,7 +115,8 @@ class AttentionExplorer:
             for c in self.controls: c.disabled = False
         last = self.bundles[max(self.bundles)]
         words = list(dict.fromkeys(w for w, _ in caption_words(last.tokens[0])))
-        self.vmax = share_scale(self.bundles)
+        self._scales = {}   # resolution -> (top of the colour scale, its colour bar)
+        for t in self.titles: t.layout.width = f"{self.image.shape[1] * self.scale}px"
         self._quiet = True   # set every choice first (ipywidgets 8 leaves a Dropdown's value None), then draw once
         self.word.options, self.word.value = words, class_word(words)
         self.resolution.options = [("all", "all")] + [(f"{r}x{r}", r) for r in sorted(last.cross, reverse=True)]
@@ -122,20 +124,24 @@ class AttentionExplorer:
         self.step.options, self.step.value = sorted(self.bundles), max(self.bundles)
         self.step.disabled = len(self.bundles) == 1
         self._quiet = False
-        self.colour_bar.value = colour_bar_png(self.vmax, 64 * self.scale)
         self.status.value = f"{self.steps.value} steps in {time.perf_counter() - start:.1f} s"
         self.refresh()
 
     def refresh(self):
         "Recompute the shown map and overlay from the current control values."
         if getattr(self, "_quiet", False): return
-        res = "all grids" if self.resolution.value == "all" else f"the {self.resolution.value}x{self.resolution.value} grid"
-        self.share, self.view = explorer_view(self.image, self.bundles[self.step.value], self.word.value,
-                                              self.resolution.value, self.opacity.value, self.vmax)
+        r = self.resolution.value
+        if r not in self._scales:
+            vmax = share_scale(self.bundles, r, self.image.shape[:2])
+            self._scales[r] = vmax, colour_bar_png(vmax, self.image.shape[0] * self.scale)
+        self.vmax, self.colour_bar.value = self._scales[r]
+        res = "all grids" if r == "all" else f"{r}x{r} grid"
+        self.share, self.view = explorer_view(self.image, self.bundles[self.step.value], self.word.value, r,
+                                              self.opacity.value, self.vmax)
         self.picture.value = _png(self.view, self.scale)
         self.heat_picture.value = _png(heat_overlay(self.image, np.clip(self.share / self.vmax, 0, 1), alpha=1.0), self.scale)
-        self.titles[0].value = f"<b>image</b>, “{self.word.value}” over it"
-        self.titles[1].value = f"<b>“{self.word.value}”</b>: {res}, step {self.step.value}"
+        self.titles[0].value = f"<b>image</b> and “{self.word.value}”"
+        self.titles[1].value = f"<b>“{self.word.value}”</b>, {res}, step {self.step.value}"
 
     def _ipython_display_(self):
         from IPython.display import display
@@ -152,7 +158,7 @@ def maps_figure(image: np.ndarray, bundles: dict[int, FeatureBundle], words=None
     last = max(bundles)
     columns = columns or [(last, r) for r in sorted(bundles[last].cross, reverse=True)] + [(last, "all")]
     words = list(words or dict.fromkeys(w for w, _ in caption_words(bundles[last].tokens[0])))
-    vmax = share_scale(bundles)
+    vmax = max(share_scale(bundles, r, image.shape[:2]) for r in {r for _, r in columns})   # one scale for all columns
     fig, axes = plt.subplots(len(words), len(columns), figsize=(inches * len(columns) + 1, inches * len(words) + 0.3),
                              squeeze=False, dpi=80, layout="constrained")
     for row, w in zip(axes, words):
