@@ -5,13 +5,9 @@
 # %% ../nbs/02a_widgets.ipynb #52eee85b
 from __future__ import annotations
 
+import html
 import io
 import os
-import time
-import time
-import time
-import time
-import time
 import time
 
 import ipywidgets as W
@@ -79,7 +75,7 @@ def _row(*children): return W.HBox(children, layout=W.Layout(flex_flow="row wrap
 
 class AttentionExplorer:
     "Prompt and seed in, image out; word, resolution, step and opacity controls over its cross-attention maps."
-    def __init__(self, pipe, prompt: str = "a red star and a blue circle", seed: int = 0, steps: int = 25,
+    def __init__(self, pipe, prompt: str = "a yellow square to the left of a person in red", seed: int = 1, steps: int = 25,
                  scale: int = 3):
         self.pipe, self.scale = pipe, scale
         label = {"style": {"description_width": "70px"}}
@@ -94,7 +90,7 @@ class AttentionExplorer:
         self.opacity = W.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="opacity",
                                      layout=W.Layout(width="280px"), **label)
         self.picture, self.heat_picture, self.colour_bar = (W.Image(format="png") for _ in range(3))
-        self.titles = [W.HTML(layout=W.Layout()) for _ in range(2)]
+        self.titles = [W.HTML(), W.HTML()]
         self.controls = (self.prompt, self.seed, self.steps, self.run, self.word, self.resolution, self.step, self.opacity)
         self.run.on_click(lambda _: self.generate())
         for w in (self.word, self.resolution, self.step, self.opacity): w.observe(lambda _: self.refresh(), "value")
@@ -111,6 +107,9 @@ class AttentionExplorer:
         start = time.perf_counter()
         try:
             self.image, self.bundles = generate_with_maps(self.pipe, self.prompt.value, self.seed.value, self.steps.value)
+        except Exception as e:
+            self.status.value = f"<b>failed</b>: {html.escape(str(e))}"
+            raise
         finally:
             for c in self.controls: c.disabled = False
         last = self.bundles[max(self.bundles)]
