@@ -114,7 +114,7 @@ def test_explorer_in_jupyterlab(lab, page, tmp_path):
 
     # Lab skips painting cells out of view (content-visibility), where innerText is empty: texts are read by textContent
     def shot(name: str):
-        explorer.scroll_into_view_if_needed()
+        explorer.evaluate("el => el.scrollIntoView({block: 'center'})")   # the whole explorer in view
         page.wait_for_timeout(500)   # let Lab paint the cells scrolled into view
         path = shots / f"{name}.png"
         page.screenshot(path=str(path))
