@@ -31,11 +31,11 @@ from .shapeworld import CLASSES, COLORS, SIZES, caption_objects, shapeworld
 
 # %% auto #0
 __all__ = ['SHAPEWORLD_WORDS', 'MAX_TOKENS', 'SCHEDULE', 'ARCHITECTURES', 'PAIRS', 'PRESENCE_MIN_PIXELS', 'SD_UNET_CONFIGS',
-           'shapeworld_tokenizer', 'vae_config', 'unet_config', 'text_config', 'shipped_tokenizer', 'build_pipeline',
-           'count_parameters', 'shapeworld_model_path', 'load_pipeline', 'load_scheduler', 'training_process_state',
-           'train_vae', 'encode_latents', 'train_vae_decoder', 'train_model', 'export_pipeline', 'presence_target',
-           'PresenceClassifier', 'train_presence_classifier', 'presence_accuracy', 'caption_verdicts',
-           'prompt_fidelity', 'sd_unet_config', 'sd_unet']
+           'shapeworld_tokenizer', 'vae_config', 'unet_config', 'text_config', 'shipped_tokenizer', 'no_loading_bars',
+           'build_pipeline', 'count_parameters', 'shapeworld_model_path', 'load_pipeline', 'load_scheduler',
+           'training_process_state', 'train_vae', 'encode_latents', 'train_vae_decoder', 'train_model',
+           'export_pipeline', 'presence_target', 'PresenceClassifier', 'train_presence_classifier', 'presence_accuracy',
+           'caption_verdicts', 'prompt_fidelity', 'sd_unet_config', 'sd_unet']
 
 # %% ../nbs/01_models.ipynb #3242171e
 SHAPEWORLD_WORDS = tuple(sorted(set(
@@ -94,6 +94,20 @@ def shipped_tokenizer():
     from transformers import CLIPTokenizer
     return CLIPTokenizer.from_pretrained(str(files("datasetdm_nb") / "weights" / "shapeworld" / "tokenizer"))
 
+@contextmanager
+def no_loading_bars():
+    """transformers' and diffusers' loading bars off while a pipeline loads (a local one loads in a blink), then as
+    they were. Their warnings still show; the one notice nobody here can act on (no torchvision) is filtered when the
+    package is imported."""
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+    shown = tlog.is_progress_bar_enabled(), dlog.is_progress_bar_enabled()
+    tlog.disable_progress_bar(); dlog.disable_progress_bar()
+    try: yield
+    finally:
+        if shown[0]: tlog.enable_progress_bar()
+        if shown[1]: dlog.enable_progress_bar()
+
 def build_pipeline(vae_width: int = 32, unet_width: int = 64, text_width: int = 128, text_layers: int = 4,
                    layers_per_block: int = 1, heads: int = 4, seed: int = 0):
     "A `StableDiffusionPipeline` of the ShapeWorld family with random weights drawn from `seed` (the global RNG is left as it was)."
@@ -126,14 +140,17 @@ def shapeworld_model_path() -> Path:
 
 def load_pipeline(model_id_or_path: str = "shapeworld", device: str = "cpu", dtype: torch.dtype = torch.float32):
     "A `StableDiffusionPipeline`: 'shapeworld' (shipped), 'tiny' (random, for tests), or any hub id / local folder."
-    from diffusers import StableDiffusionPipeline
-    if model_id_or_path == "tiny": pipe = build_pipeline(**ARCHITECTURES["tiny"]).to(dtype=dtype)
+    if model_id_or_path == "tiny":
+        pipe = build_pipeline(**ARCHITECTURES["tiny"])   # built in float32: cast only to another dtype
+        if dtype != torch.float32: pipe = pipe.to(dtype=dtype)
     else:
         path = shapeworld_model_path() if model_id_or_path == "shapeworld" else model_id_or_path
         if model_id_or_path == "shapeworld" and not (path / "model_index.json").exists():
             raise FileNotFoundError(f"the ShapeWorld model is not in {path}; train it with `datasetdm train-model`")
-        pipe = StableDiffusionPipeline.from_pretrained(str(path), dtype=dtype, safety_checker=None,
-                                                       requires_safety_checker=False)
+        with no_loading_bars():
+            from diffusers import StableDiffusionPipeline
+            pipe = StableDiffusionPipeline.from_pretrained(str(path), dtype=dtype, safety_checker=None,
+                                                           requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)   # loaded in `dtype` already: casting after loading is what diffusers warns about
 

@@ -5,20 +5,23 @@
 # %% ../nbs/02a_widgets.ipynb #52eee85b
 from __future__ import annotations
 
+import html
 import io
 import os
+import time
 
 import ipywidgets as W
 import numpy as np
 from PIL import Image
 
-from .attention import FeatureBundle, caption_words, generate_with_bundles, heat_map, heat_overlay
+from .attention import FeatureBundle, caption_words, generate_with_bundles, heat_overlay, token_map
 from .dataset_io import load_dataset
 from .sample import Sample
-from .shapeworld import PALETTE, overlay
+from .shapeworld import CLASSES, PALETTE, overlay
 
 # %% auto #0
-__all__ = ['generate_with_maps', 'explorer_view', 'AttentionExplorer', 'steps_figure', 'label_view', 'DatasetBrowser']
+__all__ = ['generate_with_maps', 'class_word', 'attention_share', 'share_scale', 'explorer_view', 'colour_bar_png',
+           'AttentionExplorer', 'maps_figure', 'label_view', 'DatasetBrowser']
 
 # %% ../nbs/02a_widgets.ipynb #f00abc14
 def generate_with_maps(pipe, prompt: str, seed: int = 0, steps: int = 10, capture_steps="all",
@@ -27,77 +30,142 @@ def generate_with_maps(pipe, prompt: str, seed: int = 0, steps: int = 10, captur
     images, bundles = generate_with_bundles(pipe, [prompt], seed, steps, capture_steps, guidance_scale, size)
     return images[0], {b.meta["step"]: b.to("cpu") for b in bundles}
 
-def explorer_view(image: np.ndarray, bundle: FeatureBundle, word: str, resolution="all", opacity: float = 0.5):
-    "The heat map of `word` (`(H, W)` in [0, 1]) at `resolution` ('all' or a grid height), and its overlay on `image`."
-    heat = heat_map(bundle, 0, word, size=image.shape[:2], resolutions=None if resolution == "all" else [resolution])
-    return heat, heat_overlay(image, heat, alpha=opacity)
+def class_word(words) -> str:
+    "The first ShapeWorld class word (circle, square, triangle, star, person) among `words`, else the first word."
+    return next((w for w in words if w in CLASSES[1:]), words[0])
+
+def attention_share(bundle: FeatureBundle, word: str, size=None, resolution="all") -> np.ndarray:
+    """The share of each pixel's cross-attention that goes to `word`'s tokens (`(H, W)` float32 in [0, 1], not
+    stretched), at `resolution` ('all' or a grid height), resized to `size`."""
+    idx = [j for w, ix in caption_words(bundle.tokens[0]) if w == word.lower() for j in ix]
+    if not idx: raise ValueError(f"{word!r} is not a word of the caption: {[w for w, _ in caption_words(bundle.tokens[0])]}")
+    return token_map(bundle, 0, idx, None if resolution == "all" else [resolution], size).numpy().astype(np.float32)
+
+def share_scale(bundles: dict[int, FeatureBundle], resolution="all", size=None) -> float:
+    "The top of the colour scale on `resolution`: the largest share any caption word gets at any pixel and step."
+    return float(max(attention_share(b, w, size, resolution).max() for b in bundles.values()
+                     for w in dict.fromkeys(w for w, _ in caption_words(b.tokens[0]))))
+
+def explorer_view(image: np.ndarray, bundle: FeatureBundle, word: str, resolution="all", opacity: float = 0.5,
+                  vmax: float = 1.0):
+    "`word`'s share of attention at `resolution`, resized to `image`, and its overlay on `image` (colours 0 to `vmax`)."
+    share = attention_share(bundle, word, size=image.shape[:2], resolution=resolution)
+    return share, heat_overlay(image, np.clip(share / vmax, 0, 1), alpha=opacity)
 
 def _png(a: np.ndarray, scale: int = 4) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(a).resize((a.shape[1] * scale, a.shape[0] * scale), Image.NEAREST).save(buf, format="png")
     return buf.getvalue()
 
+def colour_bar_png(vmax: float, height: int = 256, cmap: str = "jet") -> bytes:
+    "A vertical colour bar from 0 to `vmax`, labelled in percent of attention, as a PNG `height` pixels high."
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(0.95, height / 100), dpi=100)
+    cax = fig.add_axes((0.08, 0.04, 0.2, 0.92))
+    fig.colorbar(ScalarMappable(Normalize(0, 100 * vmax), cmap), cax=cax).set_label("% of the pixel's attention", fontsize=8)
+    cax.tick_params(labelsize=8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
 # %% ../nbs/02a_widgets.ipynb #5720db8c
+def _row(*children): return W.HBox(children, layout=W.Layout(flex_flow="row wrap", align_items="center"))
+
 class AttentionExplorer:
     "Prompt and seed in, image out; word, resolution, step and opacity controls over its cross-attention maps."
-    def __init__(self, pipe, prompt: str = "a red star and a blue circle", seed: int = 0, steps: int = 10,
-                 scale: int = 4):
+    def __init__(self, pipe, prompt: str = "a yellow square to the left of a person in red", seed: int = 1, steps: int = 25,
+                 scale: int = 3):
         self.pipe, self.scale = pipe, scale
-        self.prompt = W.Text(value=prompt, description="prompt", layout=W.Layout(width="420px"))
-        self.seed = W.IntText(value=seed, description="seed", layout=W.Layout(width="160px"))
-        self.steps = W.IntSlider(value=steps, min=1, max=50, description="steps")
-        self.run = W.Button(description="generate")
-        self.word = W.Dropdown(description="word")
-        self.resolution = W.Dropdown(description="resolution")
-        self.step = W.SelectionSlider(options=[0], description="step")
-        self.opacity = W.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="opacity")
-        self.picture, self.heat_picture = W.Image(format="png"), W.Image(format="png")
+        label = {"style": {"description_width": "70px"}}
+        self.prompt = W.Text(value=prompt, description="prompt", layout=W.Layout(width="400px"), **label)
+        self.seed = W.IntText(value=seed, description="seed", layout=W.Layout(width="150px"), **label)
+        self.steps = W.IntSlider(value=steps, min=1, max=50, description="steps", layout=W.Layout(width="320px"), **label)
+        self.run = W.Button(description="generate", icon="play", layout=W.Layout(width="110px"))
+        self.status = W.HTML(layout=W.Layout(margin="0 0 0 10px")).add_class("explorer-status")
+        self.word = W.Dropdown(description="word", layout=W.Layout(width="220px"), **label)
+        self.resolution = W.Dropdown(description="resolution", layout=W.Layout(width="220px"), **label)
+        self.step = W.SelectionSlider(options=[0], description="step", layout=W.Layout(width="280px"), **label)
+        self.opacity = W.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="opacity",
+                                     layout=W.Layout(width="280px"), **label)
+        self.picture, self.heat_picture, self.colour_bar = (W.Image(format="png") for _ in range(3))
+        self.titles = [W.HTML(), W.HTML()]
+        self.controls = (self.prompt, self.seed, self.steps, self.run, self.word, self.resolution, self.step, self.opacity)
         self.run.on_click(lambda _: self.generate())
         for w in (self.word, self.resolution, self.step, self.opacity): w.observe(lambda _: self.refresh(), "value")
-        self.widget = W.VBox([W.HBox([self.prompt, self.seed, self.steps, self.run]),
-                              W.HBox([self.word, self.resolution]), W.HBox([self.step, self.opacity]),
-                              W.HBox([self.picture, self.heat_picture])])
+        self.widget = W.VBox([_row(self.prompt, self.seed), _row(self.steps, self.run, self.status),
+                              _row(self.word, self.resolution), _row(self.step, self.opacity),
+                              _row(W.VBox([self.titles[0], self.picture]), W.VBox([self.titles[1], self.heat_picture]),
+                                   self.colour_bar)]).add_class("attention-explorer")
         self.generate()
 
     def generate(self):
-        "Run the pipeline with the current prompt, seed and steps; reset the choices."
-        self.image, self.bundles = generate_with_maps(self.pipe, self.prompt.value, self.seed.value, self.steps.value)
+        "Run the pipeline with the current prompt, seed and steps (controls disabled meanwhile); reset the choices."
+        for c in self.controls: c.disabled = True
+        self.status.value = "<i>generating…</i>"
+        start = time.perf_counter()
+        try:
+            self.image, self.bundles = generate_with_maps(self.pipe, self.prompt.value, self.seed.value, self.steps.value)
+        except Exception as e:
+            self.status.value = f"<b>failed</b>: {html.escape(str(e))}"
+            raise
+        finally:
+            for c in self.controls: c.disabled = False
         last = self.bundles[max(self.bundles)]
-        self._quiet = True
-        self.word.options = list(dict.fromkeys(w for w, _ in caption_words(last.tokens[0])))
+        words = list(dict.fromkeys(w for w, _ in caption_words(last.tokens[0])))
+        self._scales = {}   # resolution -> (top of the colour scale, its colour bar)
+        for t in self.titles: t.layout.width = f"{self.image.shape[1] * self.scale}px"
+        self._quiet = True   # set every choice first (ipywidgets 8 leaves a Dropdown's value None), then draw once
+        self.word.options, self.word.value = words, class_word(words)
         self.resolution.options = [("all", "all")] + [(f"{r}x{r}", r) for r in sorted(last.cross, reverse=True)]
         self.resolution.value = "all"
-        self.step.options = sorted(self.bundles)
-        self.step.value = max(self.bundles)
+        self.step.options, self.step.value = sorted(self.bundles), max(self.bundles)
         self.step.disabled = len(self.bundles) == 1
         self._quiet = False
+        self.status.value = f"{self.steps.value} steps in {time.perf_counter() - start:.1f} s"
         self.refresh()
 
     def refresh(self):
-        "Recompute the shown heat map and overlay from the current control values."
-        if getattr(self, "_quiet", False) or self.word.value is None: return
-        self.heat, self.view = explorer_view(self.image, self.bundles[self.step.value], self.word.value,
-                                             self.resolution.value, self.opacity.value)
+        "Recompute the shown map and overlay from the current control values."
+        if getattr(self, "_quiet", False): return
+        r = self.resolution.value
+        if r not in self._scales:
+            vmax = share_scale(self.bundles, r, self.image.shape[:2])
+            self._scales[r] = vmax, colour_bar_png(vmax, self.image.shape[0] * self.scale)
+        self.vmax, self.colour_bar.value = self._scales[r]
+        res = "all grids" if r == "all" else f"{r}x{r} grid"
+        self.share, self.view = explorer_view(self.image, self.bundles[self.step.value], self.word.value, r,
+                                              self.opacity.value, self.vmax)
         self.picture.value = _png(self.view, self.scale)
-        self.heat_picture.value = _png((self.heat * 255).round().astype(np.uint8), self.scale)
+        self.heat_picture.value = _png(heat_overlay(self.image, np.clip(self.share / self.vmax, 0, 1), alpha=1.0), self.scale)
+        self.titles[0].value = f"<b>image</b> and “{self.word.value}”"
+        self.titles[1].value = f"<b>“{self.word.value}”</b>, {res}, step {self.step.value}"
 
     def _ipython_display_(self):
         from IPython.display import display
         display(self.widget)
 
 # %% ../nbs/02a_widgets.ipynb #3737dc96
-def steps_figure(image: np.ndarray, bundles: dict[int, FeatureBundle], words=None, alpha: float = 0.5):
-    "One row per word, one column per captured step: heat maps over `image`."
+def maps_figure(image: np.ndarray, bundles: dict[int, FeatureBundle], words=None, columns=None, alpha: float = 0.5,
+                inches: float = 0.85):
+    """One row per word, one column per `(step, resolution)` of `columns` (default: the last step on every grid, then
+    'all'), `inches` each: shares of attention over `image` on one scale, with its colour bar."""
     import matplotlib.pyplot as plt
-    steps = sorted(bundles)
-    words = list(words or dict.fromkeys(w for w, _ in caption_words(bundles[steps[-1]].tokens[0])))
-    fig, axes = plt.subplots(len(words), len(steps), figsize=(1.5 * len(steps), 1.5 * len(words)), squeeze=False)
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    last = max(bundles)
+    columns = columns or [(last, r) for r in sorted(bundles[last].cross, reverse=True)] + [(last, "all")]
+    words = list(words or dict.fromkeys(w for w, _ in caption_words(bundles[last].tokens[0])))
+    vmax = max(share_scale(bundles, r, image.shape[:2]) for r in {r for _, r in columns})   # one scale for all columns
+    fig, axes = plt.subplots(len(words), len(columns), figsize=(inches * len(columns) + 1, inches * len(words) + 0.3),
+                             squeeze=False, dpi=80, layout="constrained")
     for row, w in zip(axes, words):
-        for ax, s in zip(row, steps): ax.imshow(explorer_view(image, bundles[s], w, opacity=alpha)[1])
+        for ax, (s, r) in zip(row, columns): ax.imshow(explorer_view(image, bundles[s], w, r, alpha, vmax)[1])
         row[0].set_ylabel(w, fontsize=10)
-    for ax, s in zip(axes[0], steps): ax.set_title(f"step {s}", fontsize=9)
+    for ax, (s, r) in zip(axes[0], columns): ax.set_title(f"step {s}\n" + ("all" if r == "all" else f"{r}x{r}"), fontsize=8)
     for ax in axes.flat: ax.set_xticks([]); ax.set_yticks([])
-    fig.tight_layout()
+    fig.colorbar(ScalarMappable(Normalize(0, 100 * vmax), "jet"), ax=axes, shrink=0.9).set_label("% of the pixel's attention", fontsize=8)
     return fig
 
 # %% ../nbs/02a_widgets.ipynb #1fd33bf4
