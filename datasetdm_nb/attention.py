@@ -421,7 +421,7 @@ class capture:
         if self.vae_hook:
             self._handles += [self.vae.decoder.register_forward_pre_hook(self._vae_pre),
                               self.vae.decoder.register_forward_hook(self._vae_post)]
-        self._vae_wait = False
+        self._vae_wait, self._finished = False, 0   # UNet calls that returned (a call that raised records nothing)
         self._model = {"name": str(getattr(self.unet.config, "_name_or_path", "") or ""),
                        "hash": model_fingerprint(self.unet)}
         return self
@@ -430,8 +430,8 @@ class capture:
         for h in self._handles: h.remove()
         self._stop()  # also after an exception inside a captured UNet call or decode
         if self.vae_hook: self.vae_hook.detach()
-        if exc[0] is None and self.tracker.calls and not self.bundles:
-            warnings.warn(f"capture: {self.tracker.calls} UNet call(s) but none matched steps={self.steps!r}; "
+        if exc[0] is None and self._finished and not self.bundles:
+            warnings.warn(f"capture: {self._finished} UNet call(s) but none matched steps={self.steps!r}; "
                           "around a single UNet call pass steps='all'")
         return False
 
@@ -470,6 +470,7 @@ class capture:
         if self.unet_hook: self.unet_hook.attach(batch)
 
     def _unet_post(self, module, args, out):
+        self._finished += 1
         if not self.attention.attached: return
         features, maps = self._stop(), self.attention.maps()
         n = self.attention.batch.stop - self.attention.batch.start
