@@ -11,5 +11,4 @@ import sys
 from .cli import main
 
 # %% ../nbs/08a_main.ipynb #43fccb90
-#| eval: false
-if __name__ == "__main__": sys.exit(main())
+if __name__ == "__main__" and "__file__" in globals(): sys.exit(main())   # a script, not a notebook

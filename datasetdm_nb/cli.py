@@ -408,5 +408,4 @@ def main(argv=None) -> int:
         print(error_line(e), file=sys.stderr); return status
 
 # %% ../nbs/08_cli.ipynb #96921ee0
-#| eval: false
-if __name__ == "__main__": sys.exit(main())
+if __name__ == "__main__" and "__file__" in globals(): sys.exit(main())   # a script, not a notebook
