@@ -42,7 +42,8 @@ readme-check: install
 	  diff -q - README.md >/dev/null || { echo "README.md is stale: run make readme"; exit 1; }
 
 # Re-execute notebooks at full size on the shipped model, so their stored figures show the current code
-# (`make figures NB="02_attention 06_synthesis"` for some; all by default). One torch thread per notebook.
+# (`make figures NB="02_attention 06_synthesis"` for some; all by default), one process per notebook, one
+# OpenMP thread (torch takes the count each notebook asks for at full size: 2).
 figures: install
 	OMP_NUM_THREADS=1 $(BIN)/python tools/figures.py $(NB)
 
