@@ -23,8 +23,8 @@ from safetensors.torch import save_file
 # %% auto #0
 __all__ = ['FeatureBundle', 'model_fingerprint', 'StepTracker', 'CaptureProcessor', 'AttentionRecorder', 'FeatureHook',
            'set_image_channels', 'capture', 'generate_with_bundles', 'unet_feature_channels', 'vae_feature_channels',
-           'default_vae_features', 'caption_words', 'token_map', 'heat_map', 'word_heat_maps', 'heat_overlay',
-           'heat_map_figure', 'attention_labels']
+           'default_vae_features', 'caption_words', 'caption_vocabulary', 'token_map', 'heat_map', 'word_heat_maps',
+           'heat_overlay', 'heat_map_figure', 'attention_labels']
 
 # %% ../nbs/02_attention.ipynb #e4ee3e98
 def _index(t: torch.Tensor, idx):
@@ -541,6 +541,10 @@ def caption_words(tokens: list[str]) -> list[tuple[str, list[int]]]:
     if idx: out.append((word, idx))
     return [(ByteLevel().decode([w]), ix) for w, ix in out]
 
+def caption_vocabulary(tokens: list[str]) -> list[str]:
+    "The distinct words of a tokenized caption, in order."
+    return list(dict.fromkeys(w for w, _ in caption_words(tokens)))
+
 def _stretch(m: torch.Tensor) -> torch.Tensor:
     lo, hi = m.amin((-2, -1), keepdim=True), m.amax((-2, -1), keepdim=True)
     return (m - lo) / (hi - lo).clamp_min(1e-12)
@@ -562,7 +566,7 @@ def heat_map(bundle: FeatureBundle, i: int, word: str, size=None, resolutions=No
 
 def word_heat_maps(bundle: FeatureBundle, i: int, size=None, resolutions=None) -> dict[str, np.ndarray]:
     "Heat maps of every distinct word of item `i`'s caption, in caption order."
-    return {w: heat_map(bundle, i, w, size, resolutions) for w in dict.fromkeys(w for w, _ in caption_words(bundle.tokens[i]))}
+    return {w: heat_map(bundle, i, w, size, resolutions) for w in caption_vocabulary(bundle.tokens[i])}
 
 def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
     "`heat` ((h, w) in [0, 1], resized to the image) coloured by `cmap` and blended over `image` (uint8 HxWx3)."

@@ -14,7 +14,7 @@ import ipywidgets as W
 import numpy as np
 from PIL import Image
 
-from .attention import FeatureBundle, caption_words, generate_with_bundles, heat_overlay, token_map
+from .attention import FeatureBundle, caption_vocabulary, caption_words, generate_with_bundles, heat_overlay, token_map
 from .dataset_io import load_dataset
 from .sample import Sample
 from .shapeworld import CLASSES, PALETTE, overlay
@@ -38,13 +38,13 @@ def attention_share(bundle: FeatureBundle, word: str, size=None, resolution="all
     """The share of each pixel's cross-attention that goes to `word`'s tokens (`(H, W)` float32 in [0, 1], not
     stretched), at `resolution` ('all' or a grid height), resized to `size`."""
     idx = [j for w, ix in caption_words(bundle.tokens[0]) if w == word.lower() for j in ix]
-    if not idx: raise ValueError(f"{word!r} is not a word of the caption: {[w for w, _ in caption_words(bundle.tokens[0])]}")
+    if not idx: raise ValueError(f"{word!r} is not a word of the caption: {caption_vocabulary(bundle.tokens[0])}")
     return token_map(bundle, 0, idx, None if resolution == "all" else [resolution], size).numpy().astype(np.float32)
 
 def share_scale(bundles: dict[int, FeatureBundle], resolution="all", size=None) -> float:
     "The top of the colour scale on `resolution`: the largest share any caption word gets at any pixel and step."
-    return float(max(attention_share(b, w, size, resolution).max() for b in bundles.values()
-                     for w in dict.fromkeys(w for w, _ in caption_words(b.tokens[0]))))
+    return float(max(attention_share(b, w, size, resolution).max()
+                     for b in bundles.values() for w in caption_vocabulary(b.tokens[0])))
 
 def explorer_view(image: np.ndarray, bundle: FeatureBundle, word: str, resolution="all", opacity: float = 0.5,
                   vmax: float = 1.0):
@@ -57,14 +57,20 @@ def _png(a: np.ndarray, scale: int = 4) -> bytes:
     Image.fromarray(a).resize((a.shape[1] * scale, a.shape[0] * scale), Image.NEAREST).save(buf, format="png")
     return buf.getvalue()
 
-def colour_bar_png(vmax: float, height: int = 256, cmap: str = "jet") -> bytes:
-    "A vertical colour bar from 0 to `vmax`, labelled in percent of attention, as a PNG `height` pixels high."
+def _share_colour_bar(fig, vmax: float, **where):
+    "The colour bar of shares from 0 to `vmax` (in percent, `heat_overlay`'s colours) on `fig`, placed by `where`."
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
+    bar = fig.colorbar(ScalarMappable(Normalize(0, 100 * vmax), "jet"), **where)
+    bar.set_label("% of the pixel's attention", fontsize=8)
+    return bar
+
+def colour_bar_png(vmax: float, height: int = 256) -> bytes:
+    "A vertical colour bar from 0 to `vmax`, labelled in percent of attention, as a PNG `height` pixels high."
     from matplotlib.figure import Figure
     fig = Figure(figsize=(0.95, height / 100), dpi=100)
     cax = fig.add_axes((0.08, 0.04, 0.2, 0.92))
-    fig.colorbar(ScalarMappable(Normalize(0, 100 * vmax), cmap), cax=cax).set_label("% of the pixel's attention", fontsize=8)
+    _share_colour_bar(fig, vmax, cax=cax)
     cax.tick_params(labelsize=8)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -113,7 +119,7 @@ class AttentionExplorer:
         finally:
             for c in self.controls: c.disabled = False
         last = self.bundles[max(self.bundles)]
-        words = list(dict.fromkeys(w for w, _ in caption_words(last.tokens[0])))
+        words = caption_vocabulary(last.tokens[0])
         self._scales = {}   # resolution -> (top of the colour scale, its colour bar)
         for t in self.titles: t.layout.width = f"{self.image.shape[1] * self.scale}px"
         self._quiet = True   # set every choice first (ipywidgets 8 leaves a Dropdown's value None), then draw once
@@ -152,11 +158,9 @@ def maps_figure(image: np.ndarray, bundles: dict[int, FeatureBundle], words=None
     """One row per word, one column per `(step, resolution)` of `columns` (default: the last step on every grid, then
     'all'), `inches` each: shares of attention over `image` on one scale, with its colour bar."""
     import matplotlib.pyplot as plt
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
     last = max(bundles)
     columns = columns or [(last, r) for r in sorted(bundles[last].cross, reverse=True)] + [(last, "all")]
-    words = list(words or dict.fromkeys(w for w, _ in caption_words(bundles[last].tokens[0])))
+    words = list(words or caption_vocabulary(bundles[last].tokens[0]))
     vmax = max(share_scale(bundles, r, image.shape[:2]) for r in {r for _, r in columns})   # one scale for all columns
     fig, axes = plt.subplots(len(words), len(columns), figsize=(inches * len(columns) + 1, inches * len(words) + 0.3),
                              squeeze=False, dpi=80, layout="constrained")
@@ -165,7 +169,7 @@ def maps_figure(image: np.ndarray, bundles: dict[int, FeatureBundle], words=None
         row[0].set_ylabel(w, fontsize=10)
     for ax, (s, r) in zip(axes[0], columns): ax.set_title(f"step {s}\n" + ("all" if r == "all" else f"{r}x{r}"), fontsize=8)
     for ax in axes.flat: ax.set_xticks([]); ax.set_yticks([])
-    fig.colorbar(ScalarMappable(Normalize(0, 100 * vmax), "jet"), ax=axes, shrink=0.9).set_label("% of the pixel's attention", fontsize=8)
+    _share_colour_bar(fig, vmax, ax=axes, shrink=0.9)
     return fig
 
 # %% ../nbs/02a_widgets.ipynb #1fd33bf4
