@@ -172,10 +172,36 @@ def _prompts(p):
         print(f"wrote {a.n} prompts to {a.out}")
     return run
 
+def _train_clip(p):
+    p.add_argument("--out", required=True, type=out_folder, help="run folder (checkpoint, pool images, loss log); "
+                   "a folder with a checkpoint is continued")
+    p.add_argument("--steps", type=_positive(), default=3000, help="training steps in all")
+    p.add_argument("--n", type=_positive(), default=30_000, help="pool scenes to learn from")
+    p.add_argument("--max-minutes", type=_positive(float), help="stop (with a checkpoint) after this long; run again to continue")
+    p.add_argument("--lr", type=_positive(float), default=5e-4, help="peak learning rate")
+    p.add_argument("--export", type=out_folder, help="then write the CLIP (and its text tower, text_encoder/) here")
+    def run(a):
+        from datasetdm_nb.clip import export_clip, train_clip
+        train_clip(a.out, steps=a.steps, n=a.n, max_minutes=a.max_minutes, lr=a.lr, seed=a.seed,
+                   **_given(batch_size=a.train_batch_size))
+        if a.export: print(f"CLIP written to {export_clip(a.out, a.export)}")
+    return run
+
+def _text_encoder(text: str) -> str:
+    "'shapeworld-clip' (the shipped ShapeWorld CLIP's text tower) or a `CLIPTextModel` folder."
+    if text == "shapeworld-clip":
+        from datasetdm_nb.clip import shapeworld_clip_path
+        return str(shapeworld_clip_path() / "text_encoder")
+    if not (Path(text) / "config.json").is_file(): raise argparse.ArgumentTypeError(f"no CLIPTextModel in {text} (config.json missing)")
+    return text
+
 def _train_model(p):
     p.add_argument("--out", required=True, type=out_folder, help="run folder (checkpoints, latents, loss log)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--init", help="start a new run from a pipeline's weights ('shapeworld': the shipped model, or a folder)")
+    p.add_argument("--text-encoder", type=_text_encoder, help="condition on this pretrained text encoder, frozen, as "
+                   "Stable Diffusion does: 'shapeworld-clip' (see train-clip) or a CLIPTextModel folder (default: train "
+                   "the text encoder with the UNet); a new run only")
     p.add_argument("--steps", type=_positive(), default=100_000, help="UNet training steps in all")
     p.add_argument("--n", type=_positive(), default=30_000, help="pool scenes to learn from")
     p.add_argument("--max-minutes", type=_positive(float), help="stop (with a checkpoint) after this long; resume later")
@@ -185,7 +211,7 @@ def _train_model(p):
     p.add_argument("--export", type=out_folder, help="then write the EMA weights as a diffusers pipeline folder here")
     def run(a):
         from datasetdm_nb.models import export_pipeline, train_model, train_vae_decoder
-        train_model(a.out, resume=a.resume, init=a.init, steps=a.steps, n=a.n, max_minutes=a.max_minutes, lr=a.lr,
+        train_model(a.out, resume=a.resume, init=a.init, text_encoder=a.text_encoder, steps=a.steps, n=a.n, max_minutes=a.max_minutes, lr=a.lr,
                     seed=a.seed, **_given(batch_size=a.train_batch_size))
         if a.vae_decoder_steps: train_vae_decoder(a.out, steps=a.vae_decoder_steps, max_minutes=a.max_minutes)
         if a.export: print(f"pipeline written to {export_pipeline(a.out, a.export)}")
@@ -340,6 +366,8 @@ def _demo(p):
 
 COMMANDS = {   # name: (add its own arguments, help, the shared flags it takes)
     "shapeworld": (_shapeworld, "render ShapeWorld scenes with exact labels to a dataset folder", []),
+    "train-clip": (_train_clip, "train the ShapeWorld CLIP, the diffusion model's text encoder (resumable)",
+                   [_SEED, _TRAIN_BATCH_SIZE]),
     "train-model": (_train_model, "train the ShapeWorld diffusion model (resumable)", [_SEED, _TRAIN_BATCH_SIZE]),
     "prompts": (_prompts, "write diverse prompts (offline templates, ShapeWorld captions, or an LLM)", [_SEED]),
     "attention": (_attention, "generate an image and write a sheet of per-word cross-attention heat maps",

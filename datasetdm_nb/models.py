@@ -321,14 +321,17 @@ def _pipeline_folder(model: str) -> Path:
     if not (p / "model_index.json").exists(): raise FileNotFoundError(f"no diffusers pipeline in {p} (model_index.json missing)")
     return p
 
-def train_model(out, resume: bool = False, init: str | None = None, arch: str = "shapeworld", n: int = 30_000,
+def train_model(out, resume: bool = False, init: str | None = None, text_encoder: str | None = None,
+                arch: str = "shapeworld", n: int = 30_000,
                 vae_steps: int = 1000, vae_batch_size: int = 8, steps: int = 100_000, batch_size: int = 32,
                 lr: float = 5e-4, caption_dropout: float = 0.1, ema_decay: float = 0.999, max_minutes: float | None = None,
                 checkpoint_minutes: float = 5.0, log_every: int = 25, seed: int = 0, workers: int = 2,
                 threads: int | None = 1, progress: bool = True) -> Path:
     """Train the ShapeWorld diffusion model in run folder `out` (VAE, then UNet + text encoder); `resume` continues it.
     `init` (a pipeline folder, or 'shapeworld') starts a run from exported weights: its VAE, UNet, text encoder,
-    step count and loss log, with a fresh optimiser."""
+    step count and loss log, with a fresh optimiser. `text_encoder` (a `CLIPTextModel` folder, e.g. the ShapeWorld
+    CLIP's text tower) conditions the UNet on a pretrained text encoder kept frozen, as Stable Diffusion does (a copy
+    goes into the run folder, so a resumed run needs it no more); without it the text encoder trains with the UNet."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel
     with training_process_state(threads=threads) as stop:   # 1 thread: on shared cores, 2 ran 3-4x slower, not faster
@@ -336,13 +339,20 @@ def train_model(out, resume: bool = False, init: str | None = None, arch: str = 
         if out.exists() and any(out.iterdir()) and not resume:
             raise FileExistsError(f"{out} is not empty; pass resume=True (--resume) to continue that run")
         init = None if init is None else _pipeline_folder(init)
+        if text_encoder is not None and not (Path(text_encoder) / "config.json").exists():
+            raise FileNotFoundError(f"no CLIPTextModel in {text_encoder} (config.json missing)")
+        if text_encoder is not None and (out / "settings.json").exists() and not (out / "frozen_text_encoder").exists():
+            raise ValueError(f"the run in {out} trains its own text encoder: a frozen one can only start a new run")
         out.mkdir(parents=True, exist_ok=True)
+        if text_encoder is not None and not (out / "frozen_text_encoder").exists():
+            CLIPTextModel.from_pretrained(text_encoder).float().save_pretrained(out / "frozen_text_encoder")
+        frozen = (out / "frozen_text_encoder").exists()
         settings = dict(arch=arch, n=n, vae_steps=vae_steps, vae_batch_size=vae_batch_size, batch_size=batch_size, lr=lr, caption_dropout=caption_dropout,
                         ema_decay=ema_decay, seed=seed)
         if (out / "settings.json").exists(): settings = json.loads((out / "settings.json").read_text())
         elif init is not None and (init / "training.json").exists():   # the data the exported model learned from
             settings |= {k: v for k, v in json.loads((init / "training.json").read_text()).items() if k in ("arch", "n", "seed")}
-        settings |= {"batch_size": batch_size, "lr": lr}
+        settings |= {"batch_size": batch_size, "lr": lr, "frozen_text_encoder": frozen}
         (out / "settings.json").write_text(json.dumps(settings, indent=1))
         arch, n, seed = settings["arch"], settings["n"], settings["seed"]
         t_start = time.time()
@@ -385,11 +395,13 @@ def train_model(out, resume: bool = False, init: str | None = None, arch: str = 
             unet, text = pipe.unet, pipe.text_encoder
             ema_unet, ema_text = copy.deepcopy(unet), copy.deepcopy(text)
             state = dict(step=0, elapsed=0.0)
-        params = list(unet.parameters()) + list(text.parameters())
+        if frozen:   # the pretrained text encoder, never trained: its EMA is itself
+            text = ema_text = CLIPTextModel.from_pretrained(out / "frozen_text_encoder").eval().requires_grad_(False)
+        params = list(unet.parameters()) + ([] if frozen else list(text.parameters()))
         opt = torch.optim.AdamW(params, lr, betas=(0.9, 0.99), weight_decay=0.01)
         if resumed: opt.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
         for gr in opt.param_groups: gr["lr"] = lr
-        unet.train(); text.train(); ema_unet.requires_grad_(False); ema_text.requires_grad_(False)
+        unet.train(); text.train(not frozen); ema_unet.requires_grad_(False); ema_text.requires_grad_(False)
         step, log = state["step"], _Log(out, state["elapsed"])
         warm_from = 0 if resumed else step   # a fresh optimiser warms up, also on exported weights
         rng = torch.Generator().manual_seed(seed * 1_000_003 + step)   # a fresh, reproducible data order per sitting
@@ -403,12 +415,14 @@ def train_model(out, resume: bool = False, init: str | None = None, arch: str = 
             tok[torch.rand(batch_size, generator=rng) < caption_dropout] = empty
             noise = torch.randn(x0.shape, generator=rng)
             t = torch.randint(0, noise_sched.config.num_train_timesteps, (batch_size,), generator=rng)
-            pred = unet(noise_sched.add_noise(x0, noise, t), t, text(tok)[0]).sample
+            with torch.set_grad_enabled(not frozen): states = text(tok)[0]
+            pred = unet(noise_sched.add_noise(x0, noise, t), t, states).sample
             loss = ((pred - noise).pow(2).mean((1, 2, 3)) * _min_snr_weight(noise_sched, t)).mean()
             opt.zero_grad(); loss.backward()
             for gr in opt.param_groups: gr["lr"] = lr * min(1.0, (step - warm_from + 1) / 250)   # warm-up
             torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
-            _ema_update(ema_unet, unet, step, ema_decay); _ema_update(ema_text, text, step, ema_decay)
+            _ema_update(ema_unet, unet, step, ema_decay)
+            if not frozen: _ema_update(ema_text, text, step, ema_decay)
             step += 1; running.append(loss.item()); bar.update()
             if step % log_every == 0: log.write(stage="unet", step=step, loss=float(np.mean(running)), lr=lr); running = []
             if time.time() - last_save > 60 * checkpoint_minutes: save(); last_save = time.time()
