@@ -31,7 +31,8 @@ from .prompting import read_prompts
 from .shapeworld import KEYPOINT_NAMES, SKELETON
 
 # %% auto #0
-__all__ = ['DROP_REASONS', 'sample_seed', 'SynthesisOutput', 'DatasetDMPipeline', 'read_prompt_records', 'generate']
+__all__ = ['DROP_REASONS', 'sample_seed', 'SynthesisOutput', 'DatasetDMPipeline', 'read_prompt_records', 'process_batches',
+           'generate']
 
 # %% ../nbs/06_synthesis.ipynb #ec46efcd
 def sample_seed(seed: int, index: int) -> int:
@@ -176,6 +177,10 @@ def _drop_reason(sample: Sample, unsafe: bool, finite: bool, min_confidence: flo
     if qc == "drop" and confidence < min_confidence: return "low confidence"
     return None
 
+def process_batches(n: int, batch_size: int, process: int = 0, processes: int = 1) -> list[range]:
+    "The batches (ranges of sample indices) of `n` samples that process `process` of `processes` generates: every `processes`-th."
+    return [range(b * batch_size, min(n, (b + 1) * batch_size)) for b in range(process, math.ceil(n / batch_size), processes)]
+
 def _check_workers(workers):
     if workers is not None and not (_is_number(workers) and isinstance(workers, numbers.Integral) and workers >= 1):
         raise ValueError(f"workers must be a whole number >= 1 (or None: one per core), got {workers!r}")
@@ -264,9 +269,8 @@ def generate(out, prompts, n: int, model="shapeworld", decoder="shapeworld", see
                 writer = open_writer()
                 dropped_dir.mkdir(exist_ok=True)
             done = _done(writer, dropped_dir)
-            batches = [range(b * batch_size, min(n, (b + 1) * batch_size)) for b in range(math.ceil(n / batch_size))]
-            mine = [b for k, b in enumerate(batches) if k % state.num_processes == state.process_index
-                    and not set(b) <= done]
+            mine = [b for b in process_batches(n, batch_size, state.process_index, state.num_processes)
+                    if not set(b) <= done]
             workers = min(workers or _default_workers(device, state.num_processes, in_memory), max(1, len(mine)))
             job = dict(out=str(out), records=records, seed=seed, steps=steps, guidance_scale=guidance_scale,
                        score_threshold=score_threshold, ignore_below=ignore_below, min_confidence=min_confidence, qc=qc,
