@@ -601,9 +601,15 @@ def cores() -> int:
 
 _REPORTS = None   # in a worker of `run_workers`: the queue its reports go to
 
-def _start_worker(queue, threads):
+def _start_worker(queue, threads, parent: int):
+    "A worker's set-up: where its reports go, its torch threads, and (on Linux) its death with the parent's."
     global _REPORTS
     _REPORTS = queue
+    import sys
+    if sys.platform.startswith("linux"):              # a parent killed with SIGKILL takes its workers along
+        import ctypes, signal
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)    # PR_SET_PDEATHSIG
+        if os.getppid() != parent: os._exit(1)        # the parent died before that
     if threads:
         import torch
         torch.set_num_threads(threads)
@@ -615,7 +621,8 @@ def report_progress(message) -> None:
 def run_workers(fn, jobs: Sequence, workers: int, threads: int | None = 1, on_message=None, on_result=None) -> list:
     """`[fn(job) for job in jobs]`, each call in one of `workers` spawned processes that run torch on `threads` threads.
     While they run, each worker's `report_progress(message)` reaches `on_message(message)`, and each result
-    `on_result(index, result)` as it arrives. A worker's exception stops the other workers and is raised here."""
+    `on_result(index, result)` as it arrives. A worker's exception stops the other workers and is raised here; a
+    parent that is killed takes its workers along (on Linux), so that none writes on after it."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     ctx = multiprocessing.get_context("spawn")
@@ -625,7 +632,7 @@ def run_workers(fn, jobs: Sequence, workers: int, threads: int | None = 1, on_me
             message = queue.get()
             if on_message is not None: on_message(message)
     ex = ProcessPoolExecutor(max(1, min(workers, len(jobs))), mp_context=ctx, initializer=_start_worker,
-                             initargs=(queue, threads))
+                             initargs=(queue, threads, os.getpid()))
     pending = {}
     try:
         pending = {ex.submit(fn, job): i for i, job in enumerate(jobs)}
