@@ -16,8 +16,8 @@ import warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['MACHINE_ERRNOS', 'COMMANDS', 'exit_status', 'error_line', 'out_folder', 'out_file', 'build_parser', 'quiet_libraries',
-           'main']
+__all__ = ['MACHINE_ERRNOS', 'SIDE_BY_SIDE', 'COMMANDS', 'exit_status', 'error_line', 'out_folder', 'out_file', 'build_parser',
+           'quiet_libraries', 'main']
 
 # %% ../nbs/08_cli.ipynb #91e89a44
 class _Parser(argparse.ArgumentParser):
@@ -120,6 +120,21 @@ _BATCH_SIZE = _flag("--batch-size", type=_positive(), default=16, help="images p
                     "labelling or evaluating: speed and memory, not what is made (default: %(default)s)")
 _TRAIN_BATCH_SIZE = _flag("--train-batch-size", type=_positive(), help="examples per optimisation step; it changes "
                           "what is learned (default: the trainer's own, 32 for train-model, 8 for train-decoder)")
+
+_THREADS = _flag("--threads", type=_positive(), default=1, help="torch threads of each training process, recorded "
+                 "in what it saves (default: %(default)s; see below)")
+_WORKERS = _flag("--workers", type=_positive(), help="worker processes sharing the batches, one torch thread each; the "
+                 "files do not depend on it (default: one per core on a CPU, else 1)")
+SIDE_BY_SIDE = """threads: a training process runs torch on --threads threads (default 1), the fastest use of a shared
+CPU. To train several models at once, start one process per core, side by side, each with its own --out:
+  %(prog)s --out run_a --seed 0 ... &
+  %(prog)s --out run_b --seed 1 ... &
+  wait
+(`datasetdm experiment --workers N` does this for the downstream experiment's runs)."""
+
+def _pin_threads(n: int):
+    import torch
+    torch.set_num_threads(n)
 
 _VERBOSE = _flag("--verbose", action="store_true", help="show library warnings, loading bars and the traceback of "
                  "a failure")
@@ -249,6 +264,7 @@ def _train_decoder(p):
     p.add_argument("--no-augment", action="store_true", help="no mirrored copies")
     def run(a):
         from datasetdm_nb.decoder_training import train_decoder
+        _pin_threads(a.threads)
         vae = None if a.vae_features is None else [h for h in a.vae_features if h != "none"]
         _, log = train_decoder(a.task, a.data, a.n, a.epochs, a.out, model=a.model, val_n=a.val_n, cache_dir=a.cache,
                                finetune=a.finetune, augment=not a.no_augment, seed=a.seed, device=a.device,
@@ -276,7 +292,8 @@ def _label(p):
     def run(a):
         from datasetdm_nb.decoder_training import label_images
         prompts = [a.prompt] * len(a.images) if a.prompt else None
-        manifest = label_images(a.images, a.out, a.decoder, a.model, prompts=prompts, batch_size=a.batch_size)
+        manifest = label_images(a.images, a.out, a.decoder, a.model, prompts=prompts, batch_size=a.batch_size,
+                                workers=a.workers)
         print(f"labelled {manifest['counts']['images']} images into {a.out}")
         for bad in manifest.get("unreadable", []): print(f"datasetdm: error: {bad['error']}", file=sys.stderr)
         return 2 if manifest.get("unreadable") else 0     # the others are labelled; the status says some were not
@@ -298,7 +315,8 @@ def _generate(p):
             from datasetdm_nb.prompting import make_prompts
             prompts = make_prompts("shapeworld", min(a.n, 1000), seed=a.seed)
         m = generate(a.out, prompts, a.n, model=a.model, decoder=a.decoder, seed=a.seed, batch_size=a.batch_size,
-                     steps=a.steps, guidance_scale=a.guidance, device=a.device, min_confidence=a.min_confidence, qc=a.qc)
+                     steps=a.steps, guidance_scale=a.guidance, device=a.device, min_confidence=a.min_confidence, qc=a.qc,
+                     workers=a.workers)
         print(f"{m['counts']['images']} labelled images in {a.out}")
     return run
 
@@ -314,6 +332,7 @@ def _train_downstream(p):
     p.add_argument("--size", type=_positive(), help="image size the model reads (default: the first sample's)")
     def run(a):
         from datasetdm_nb.downstream import train_downstream
+        _pin_threads(a.threads)
         log = train_downstream(a.task, a.data, a.out, steps=a.steps, lr=a.lr, seed=a.seed, pretrained=a.pretrained,
                                size=a.size, mosaic_data=a.mosaic_data, device=a.device,
                                **_given(batch_size=a.train_batch_size))
@@ -339,13 +358,13 @@ def _experiment(p):
     p.add_argument("--seeds", type=_positive(), default=3, help="seeds per arm")
     p.add_argument("--steps", type=_positive(), default=2500, help="optimisation steps of every run")
     p.add_argument("--mosaic", action="store_true", help="splice the synthetic images into mosaics")
-    p.add_argument("--workers", type=_positive(), default=2, help="runs side by side (one thread each)")
+    p.add_argument("--workers", type=_positive(), help="runs side by side (default: one per core)")
     def run(a):
         from datasetdm_nb.downstream import experiment_arms, run_experiment, summarize
         from datasetdm_nb.tasks import get_task
         arms = experiment_arms(a.synthetic, a.n, real=a.real, mosaic=a.mosaic)
         rows = run_experiment(a.task, arms, a.out, seeds=tuple(range(a.seeds)), steps=a.steps, test=a.test,
-                              workers=a.workers, **_given(batch_size=a.train_batch_size))
+                              threads=a.threads, **_given(batch_size=a.train_batch_size, workers=a.workers))
         metric = get_task(a.task).headline
         for arm, (mean, sd, n) in summarize(rows, metric).items():
             print(f"{arm:16s} {metric} {mean:.3f} +- {sd:.3f} ({n} seed{'s' * (n != 1)})")
@@ -373,17 +392,17 @@ COMMANDS = {   # name: (add its own arguments, help, the shared flags it takes)
     "attention": (_attention, "generate an image and write a sheet of per-word cross-attention heat maps",
                   [_MODEL, _SEED, _DEVICE]),
     "train-decoder": (_train_decoder, "train the perception decoder on a few labelled images",
-                      [_MODEL, _SEED, _DEVICE, _TRAIN_BATCH_SIZE]),
+                      [_MODEL, _SEED, _DEVICE, _TRAIN_BATCH_SIZE, _THREADS]),
     "evaluate": (_evaluate, "print a decoder's metrics on a labelled dataset", [_MODEL, _BATCH_SIZE]),
-    "label": (_label, "label images with a trained decoder, written as a dataset", [_MODEL, _BATCH_SIZE]),
+    "label": (_label, "label images with a trained decoder, written as a dataset", [_MODEL, _BATCH_SIZE, _WORKERS]),
     "generate": (_generate, "generate a labelled dataset: images with masks, instances, depth and keypoints",
-                 [_MODEL, _SEED, _DEVICE, _BATCH_SIZE]),
+                 [_MODEL, _SEED, _DEVICE, _BATCH_SIZE, _WORKERS]),
     "train-downstream": (_train_downstream, "train a task's downstream model on any mix of real and synthetic data",
-                         [_SEED, _DEVICE, _TRAIN_BATCH_SIZE]),
+                         [_SEED, _DEVICE, _TRAIN_BATCH_SIZE, _THREADS]),
     "evaluate-downstream": (_evaluate_downstream, "print a downstream model's metrics on a labelled source",
                             [_DEVICE, _BATCH_SIZE]),
     "experiment": (_experiment, "the downstream experiment: real, real + synthetic, synthetic, real + more real",
-                   [_TRAIN_BATCH_SIZE]),
+                   [_TRAIN_BATCH_SIZE, _THREADS]),
     "demo": (_demo, "run the whole pipeline on the embedded default, ending in the downstream comparison", [_SEED]),
 }
 
@@ -395,7 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "text-to-image diffusion model.")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
     for name, (add, help, shared) in COMMANDS.items():
-        p = sub.add_parser(name, help=help, description=help, parents=[*shared, _VERBOSE])
+        side = _THREADS in shared                    # a training command: how to run several at once
+        p = sub.add_parser(name, help=help, description=help, parents=[*shared, _VERBOSE], epilog=SIDE_BY_SIDE if side else None,
+                           formatter_class=argparse.RawDescriptionHelpFormatter if side else argparse.HelpFormatter)
         p.set_defaults(run=add(p))
     return parser
 

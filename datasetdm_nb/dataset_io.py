@@ -28,7 +28,8 @@ __all__ = ['VOC_CLASSES', 'CITYSCAPES_CLASSES', 'COCO_CLASSES', 'NYU40_CLASSES',
            'CITYSCAPES_TRAIN_IDS', 'LAYOUTS', 'replace_folder', 'recover_folder', 'write_json', 'write_jsonl',
            'read_json', 'read_jsonl', 'depth_to_uint16', 'read_rgb', 'instance_to_coco', 'decode_segmentation',
            'instance_from_coco', 'library_versions', 'DatasetWriter', 'write_dataset', 'display_name', 'LazySamples',
-           'detect_layout', 'load_dataset', 'write_voc', 'write_coco', 'export_shapeworld']
+           'detect_layout', 'load_dataset', 'write_voc', 'write_coco', 'export_shapeworld', 'cores', 'report_progress',
+           'run_workers']
 
 # %% ../nbs/00a_dataset_io.ipynb #8f069237
 def _atomic(path: Path, write) -> None:
@@ -169,6 +170,15 @@ def _now(): return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 _NUMBERED = re.compile(r"^(\d+)\.(png|json)$")
 
+def _stale(tmp: Path) -> bool:
+    "Whether the temporary file `tmp` (named `.NAME.tmpPID` by `_atomic`) was left by a process that is no longer running."
+    pid = tmp.name.rpartition(".tmp")[2]
+    if not pid.isdigit(): return True
+    try: os.kill(int(pid), 0)
+    except ProcessLookupError: return True
+    except (PermissionError, OverflowError): return False
+    return False
+
 def _changed(old: dict, new: dict) -> list[str]:
     "'key: old -> new' for each key whose value differs between two settings dicts ('unset' where one lacks it)."
     show = lambda d, k: repr(d[k]) if k in d else "unset"
@@ -195,7 +205,8 @@ class DatasetWriter:
         if not 0 < depth_scale: raise ValueError(f"depth_scale must be positive, got {depth_scale}")
         for d in self.dirs.values():
             d.mkdir(parents=True, exist_ok=True)
-            for t in d.glob(".*.tmp*"): t.unlink()          # left by a killed writer
+            for t in d.glob(".*.tmp*"):
+                if _stale(t): t.unlink(missing_ok=True)   # left by a killed writer; a live one's is its own
         self.classes, self.keypoint_names, self.skeleton = tuple(classes), tuple(keypoint_names), [list(b) for b in skeleton]
         self.part_names = tuple(part_names)
         self.depth_scale, self.made_with = float(depth_scale), _jsonable(made_with or {})
@@ -581,3 +592,60 @@ def export_shapeworld(out, split: str = "test", n: int = 100, size: int = 64, la
                     if i not in w.done: w.add(s, index=i)
     finally: bar.close()
     return Path(out)
+
+# %% ../nbs/00a_dataset_io.ipynb #d4f7e9bc
+def cores() -> int:
+    "The number of CPU cores this process may run on (its affinity mask where the system has one)."
+    try: return len(os.sched_getaffinity(0))
+    except AttributeError: return os.cpu_count() or 1
+
+_REPORTS = None   # in a worker of `run_workers`: the queue its reports go to
+
+def _start_worker(queue, threads, parent: int):
+    "A worker's set-up: where its reports go, its torch threads, and (on Linux) its death with the parent's."
+    global _REPORTS
+    _REPORTS = queue
+    import sys
+    if sys.platform.startswith("linux"):              # a parent killed with SIGKILL takes its workers along
+        import ctypes, signal
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)    # PR_SET_PDEATHSIG
+        if os.getppid() != parent: os._exit(1)        # the parent died before that
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+
+def report_progress(message) -> None:
+    "In a worker of `run_workers`: send `message` to the parent's `on_message`. Elsewhere: nothing."
+    if _REPORTS is not None: _REPORTS.put(message)
+
+def run_workers(fn, jobs: Sequence, workers: int, threads: int | None = 1, on_message=None, on_result=None) -> list:
+    """`[fn(job) for job in jobs]`, each call in one of `workers` spawned processes that run torch on `threads` threads.
+    While they run, each worker's `report_progress(message)` reaches `on_message(message)`, and each result
+    `on_result(index, result)` as it arrives. A worker's exception stops the other workers and is raised here; a
+    parent that is killed takes its workers along (on Linux), so that none writes on after it."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    ctx = multiprocessing.get_context("spawn")
+    queue, results = ctx.SimpleQueue(), [None] * len(jobs)   # a put is written at once: it arrives before the result
+    def drain():
+        while not queue.empty():
+            message = queue.get()
+            if on_message is not None: on_message(message)
+    ex = ProcessPoolExecutor(max(1, min(workers, len(jobs))), mp_context=ctx, initializer=_start_worker,
+                             initargs=(queue, threads, os.getpid()))
+    pending = {}
+    try:
+        pending = {ex.submit(fn, job): i for i, job in enumerate(jobs)}
+        while pending:
+            finished, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            drain()
+            for f in finished:
+                i = pending.pop(f)
+                results[i] = f.result()                      # a worker's exception is raised here
+                if on_result is not None: on_result(i, results[i])
+        drain()
+    finally:
+        if pending:                                          # stopped early: the other workers too
+            for proc in list((getattr(ex, "_processes", None) or {}).values()): proc.terminate()
+        ex.shutdown(wait=True, cancel_futures=True)
+    return results

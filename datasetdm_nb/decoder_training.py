@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from .attention import (FeatureBundle, default_vae_features, model_fingerprint, unet_feature_channels,
                                     vae_feature_channels)
-from .dataset_io import DatasetWriter, display_name, load_dataset, read_rgb, write_json
+from .dataset_io import (DatasetWriter, cores, display_name, load_dataset, read_rgb, report_progress,
+                                     run_workers, write_json)
 from .decoder import (PerceptionDecoder, check_pipeline, class_text_embeddings, decoder_features, load_decoder,
                                   predict, to_sample)
 from .inversion import extract_features
@@ -203,7 +204,7 @@ def train_decoder(task="semantic", data="shapeworld", n: int = 100, epochs: int 
     metrics = evaluate_decoder(decoder, pipe, val, cache_dir=cache_dir, progress=progress) if val else {}
     log = dict(tasks=[t.name for t in tasks], n=n, epochs=epochs, data=str(data), train_seconds=round(seconds, 1),
                frozen_trunk=frozen, val_n=len(val), val_metrics={k: v for k, v in metrics.items() if not isinstance(v, list)},
-               history=history)
+               history=history, threads=torch.get_num_threads())
     if out is not None:
         decoder.save_pretrained(str(out))
         logs = json.loads((out / "training_log.json").read_text()) if (out / "training_log.json").exists() else []
@@ -244,43 +245,74 @@ def _read_images(images) -> tuple[list, list]:
 
 def _sha1(obj) -> str: return hashlib.sha1(json.dumps(obj).encode()).hexdigest()[:16]
 
+def _label_batches(dec, pipe, writer, batches, prompts, batch_size: int, score_threshold: float, report) -> None:
+    "Label and write `batches` of (index, file name or None, pixels or None: read the file); `report(images)` after each."
+    for b in batches:
+        b = [(i, name, read_rgb(name) if a is None else a) for i, name, a in b]
+        bundle = decoder_features(dec, pipe, [(a, prompts[i]) for i, _, a in b], batch_size=batch_size, progress=False)
+        for (i, name, a), p in zip(b, predict(dec, bundle, score_threshold=score_threshold)):   # each at its own size
+            writer.add(to_sample(dec, p, a, prompts[i], score_threshold, meta=dict(source=name) if name else {}), index=i)
+        report(len(b))
+
+def _label_share(job: dict) -> int:
+    "A worker of `label_images`: load the decoder and the model, open the parent's dataset, label `job['batches']`."
+    with training_process_state(threads=job["threads"], stop_on_signals=False):
+        dec, pipe = load_decoder(job["decoder"]), load_pipeline(job["model"])
+        writer = DatasetWriter(job["out"], made_with=job["made_with"])
+        _label_batches(dec, pipe, writer, job["batches"], job["prompts"], job["batch_size"], job["score_threshold"],
+                       report_progress)
+    return sum(map(len, job["batches"]))
+
 def label_images(images, out, decoder="shapeworld", model: str = "shapeworld", pipe=None, prompts=None,
-                 batch_size: int = 16, score_threshold: float = 0.5, progress: bool = True) -> dict:
+                 batch_size: int = 16, score_threshold: float = 0.5, threads: int = 1, workers: int | None = None,
+                 progress: bool = True) -> dict:
     """Label image files (or uint8 arrays) with a trained decoder into the dataset folder `out`, batch by batch;
     returns its manifest. Files that cannot be read are skipped and listed in `manifest["unreadable"]` ({index, file,
     error}); none readable: ValueError. The same images and settings again resume; others are refused. An image
-    without a prompt gets a generic one naming the decoder's classes."""
+    without a prompt gets a generic one naming the decoder's classes. The batches are shared by `workers` processes
+    (default: one per core when the decoder and the model are given by name or folder, else one), each running torch
+    on `threads` threads: the files depend on `threads`, not on `workers`."""
     images = list(images)
     if not images: raise ValueError("no images to label")
     if batch_size < 1: raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    for name, v in (("threads", threads), ("workers", workers)):
+        if not (v is None and name == "workers") and not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
     if prompts is not None and len(prompts) != len(images): raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
     readable, unreadable = _read_images(images)            # before any model loads
     if not readable:
         errors = "; ".join(u["error"] for u in unreadable)
         raise ValueError(errors if len(images) == 1 else f"none of the {len(images)} images could be read: {errors}")
-    dec = decoder if isinstance(decoder, PerceptionDecoder) else load_decoder(decoder)
-    pipe = pipe if pipe is not None else load_pipeline(model)
-    check_pipeline(dec, pipe)
-    generic = class_prompt([display_name(c) for c in dec.config.classes[1:]])
-    prompts = list(prompts) if prompts is not None else [generic] * len(images)
-    pixels = {i: hashlib.sha1(a.tobytes() + str(a.shape).encode()).hexdigest() for i, _, a in readable}
-    made_with = dict(decoder=str(decoder) if not isinstance(decoder, PerceptionDecoder) else "in memory",
-                     decoder_hash=model_fingerprint(dec), model=(dec.config.provenance or {}).get("model_name"),
-                     model_hash=model_fingerprint(pipe.unet), tasks=dec.tasks,
-                     images_sha1=_sha1([pixels.get(i) for i in range(len(images))]), prompts_sha1=_sha1(prompts),
-                     batch_size=batch_size, score_threshold=score_threshold)
-    skeleton = SKELETON if tuple(dec.config.keypoint_names) == KEYPOINT_NAMES else ()
-    writer = DatasetWriter(out, classes=dec.config.classes, keypoint_names=dec.config.keypoint_names,
-                           skeleton=skeleton, made_with=made_with)   # refuses a folder of other images or settings
-    batches = [readable[j:j + batch_size] for j in range(0, len(readable), batch_size)]
-    todo = [b for b in batches if not {i for i, _, _ in b} <= writer.done]
-    with tqdm(total=sum(map(len, todo)), desc="labelling", unit="img", disable=not progress) as bar:
-        for b in todo:
-            bundle = decoder_features(dec, pipe, [(a, prompts[i]) for i, _, a in b], batch_size=batch_size, progress=False)
-            for (i, name, a), p in zip(b, predict(dec, bundle, score_threshold=score_threshold)):   # each at its own size
-                writer.add(to_sample(dec, p, a, prompts[i], score_threshold, meta=dict(source=name) if name else {}), index=i)
-            bar.update(len(b))
-    manifest = writer.finalize()
+    by_name = pipe is None and isinstance(model, (str, Path)) and isinstance(decoder, (str, Path))
+    with training_process_state(threads=threads, stop_on_signals=False):
+        dec = decoder if isinstance(decoder, PerceptionDecoder) else load_decoder(decoder)
+        pipe = pipe if pipe is not None else load_pipeline(model)
+        check_pipeline(dec, pipe)
+        generic = class_prompt([display_name(c) for c in dec.config.classes[1:]])
+        prompts = list(prompts) if prompts is not None else [generic] * len(images)
+        pixels = {i: hashlib.sha1(a.tobytes() + str(a.shape).encode()).hexdigest() for i, _, a in readable}
+        made_with = dict(decoder=str(decoder) if not isinstance(decoder, PerceptionDecoder) else "in memory",
+                         decoder_hash=model_fingerprint(dec), model=(dec.config.provenance or {}).get("model_name"),
+                         model_hash=model_fingerprint(pipe.unet), tasks=dec.tasks,
+                         images_sha1=_sha1([pixels.get(i) for i in range(len(images))]), prompts_sha1=_sha1(prompts),
+                         batch_size=batch_size, score_threshold=score_threshold, threads=threads)
+        skeleton = SKELETON if tuple(dec.config.keypoint_names) == KEYPOINT_NAMES else ()
+        writer = DatasetWriter(out, classes=dec.config.classes, keypoint_names=dec.config.keypoint_names,
+                               skeleton=skeleton, made_with=made_with)   # refuses a folder of other images or settings
+        batches = [readable[j:j + batch_size] for j in range(0, len(readable), batch_size)]
+        todo = [b for b in batches if not {i for i, _, _ in b} <= writer.done]
+        workers = min(workers or (cores() if by_name else 1), max(1, len(todo)))
+        with tqdm(total=sum(map(len, todo)), desc="labelling" + (f" ({workers} workers)" if workers > 1 else ""),
+                  unit="img", disable=not progress) as bar:
+            if workers == 1: _label_batches(dec, pipe, writer, todo, prompts, batch_size, score_threshold, bar.update)
+            else:
+                del pipe                                      # the workers load their own
+                shares = [dict(out=str(out), decoder=decoder, model=model, made_with=made_with, prompts=prompts,
+                               batch_size=batch_size, score_threshold=score_threshold, threads=threads,
+                               batches=[[(i, name, None if name else a) for i, name, a in b] for b in todo[w::workers]])
+                          for w in range(workers)]
+                run_workers(_label_share, shares, workers, threads=threads, on_message=bar.update)
+        manifest = DatasetWriter(out, made_with=made_with).finalize()      # sees every worker's samples
     manifest["unreadable"], manifest["counts"]["unreadable"] = unreadable, len(unreadable)
     write_json(Path(out) / "dataset.json", manifest, indent=1)
     return manifest

@@ -25,7 +25,8 @@ import transformers
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
-from .dataset_io import load_dataset, read_json, read_jsonl, recover_folder, replace_folder, write_json
+from .dataset_io import (cores, load_dataset, read_json, read_jsonl, recover_folder, replace_folder,
+                                     report_progress, run_workers, write_json)
 from .decoder import decoder_features, predict
 from .decoder_training import train_decoder
 from .models import training_process_state
@@ -36,9 +37,10 @@ from .synthesis import generate
 from .tasks import TASKS, LabelSpace, Task, get_task, resize, semantic_miou
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'read_source', 'label_space', 'to_pixels', 'mosaic', 'train_downstream',
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'DEMO_COSTS', 'read_source', 'label_space', 'to_pixels', 'mosaic', 'train_downstream',
            'load_downstream', 'evaluate_downstream', 'experiment_arms', 'run_experiment', 'summarize',
-           'label_statistics', 'relabel_agreement', 'hide_class', 'zero_shot_miou', 'curve_frame', 'run_demo']
+           'label_statistics', 'relabel_agreement', 'hide_class', 'zero_shot_miou', 'curve_frame', 'demo_estimate',
+           'run_demo']
 
 # %% ../nbs/07_downstream.ipynb #0241357f
 _SOURCE = re.compile(r"(?P<name>.+?)(?::(?P<n>\d+))?(?:@(?P<start>\d+))?")
@@ -136,10 +138,11 @@ def _save_checkpoint(folder: Path, model, opt, sched, g: torch.Generator, progre
 
 def train_downstream(task, data, out, steps: int = 2500, batch_size: int = 16, lr: float = 2e-3, seed: int = 0,
                      pretrained: str | None = None, size: int | None = None, mosaic_data=(), mosaic_grid: int = 2,
-                     checkpoint_every: int = 250, device: str = "cpu", progress: bool = True) -> dict:
+                     checkpoint_every: int = 250, device: str = "cpu", progress: bool = True, on_step=None) -> dict:
     """Train `task`'s downstream model on the sources `data` (and mosaics of the sources `mosaic_data`: each a
     `mosaic_grid` x `mosaic_grid` mosaic or, half of the time, a single sample) for `steps` steps into the run folder
-    `out`; resumes an interrupted run of the same settings. Returns the run's `training.json`."""
+    `out`; resumes an interrupted run of the same settings; `on_step(step)` after each step. Returns the run's
+    `training.json`."""
     task = get_task(task) if isinstance(task, str) else task
     data, mosaic_data = [data] if isinstance(data, str) else list(data), list(mosaic_data)
     if not data and not mosaic_data: raise ValueError("no training data given")
@@ -189,6 +192,7 @@ def train_downstream(task, data, out, steps: int = 2500, batch_size: int = 16, l
             if loss is None: continue                       # no labelled object in this batch: it does not count
             opt.zero_grad(); loss.backward(); opt.step(); sched.step()
             step += 1; running.append(loss.item()); bar.update(1)
+            if on_step is not None: on_step(step)
             if step % 50 == 0 or step == steps:
                 history.append(dict(step=step, loss=round(float(np.mean(running)), 5))); running = []
                 bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
@@ -246,20 +250,22 @@ def experiment_arms(synthetic: str, n: int, real: str = "shapeworld:100", mosaic
             "real+real": dict(data=[real, more])}
 
 def _experiment_run(job: dict) -> dict:
-    "One arm and seed, in a process of its own: train (or resume), evaluate, return the result row."
+    "One arm and seed, in a process of its own: train (or resume), evaluate, return the result row. Reports each step."
     torch.set_num_threads(job.pop("threads"))
     test, row = job.pop("test"), job.pop("row")
-    log = train_downstream(progress=False, **job)
+    log = train_downstream(progress=False, on_step=lambda step: report_progress((row["arm"], row["seed"], step)), **job)
     with _transformers_bars(False): metrics = evaluate_downstream(job["out"], test, device=job.get("device", "cpu"))
     return dict(row, **{k: v for k, v in metrics.items() if not isinstance(v, list)},
                 per_class={k: v for k, v in metrics.items() if isinstance(v, list)},
                 train_seconds=log["seconds"], threads=log["threads"], samples=log["samples"])
 
 def run_experiment(task, arms: dict, out, seeds=(0, 1, 2), steps: int = 2500, test="shapeworld/test:200",
-                   results=None, tag: str = "", workers: int = 2, threads: int = 1, batch_size: int = 16,
+                   results=None, tag: str = "", workers: int | None = None, threads: int = 1, batch_size: int = 16,
                    lr: float = 2e-3, progress: bool = True, **train_kw) -> list[dict]:
     """Train and evaluate `task`'s downstream model for every arm ({name: dict(data=..., mosaic_data=...)}) and seed,
-    run folders under `out`; result rows appended to `results` (default `out`/results.jsonl) as they finish."""
+    run folders under `out`, `workers` runs at a time (default: one per core), each a process of `threads` torch threads;
+    result rows appended to `results` (default `out`/results.jsonl) as they finish. The bar counts training steps and
+    names the runs in progress."""
     task = get_task(task) if isinstance(task, str) else task
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     results = Path(results) if results else out / "results.jsonl"
@@ -276,13 +282,25 @@ def run_experiment(task, arms: dict, out, seeds=(0, 1, 2), steps: int = 2500, te
     rows = [r for r in done.values() if r["tag"] == tag and r["task"] == task.name and r["arm"] in arms
             and r["seed"] in seeds and r["steps"] == steps]
     if not jobs: return rows
-    bar = tqdm(total=len(jobs), desc=f"{task.name} experiment{' ' + tag if tag else ''}", unit="run", disable=not progress)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
-        for fut in as_completed([ex.submit(_experiment_run, j) for j in jobs]):
-            row = fut.result()
-            with open(results, "a") as f: f.write(json.dumps(row) + "\n")
-            rows.append(row); bar.update(1)
-            bar.set_postfix({row["arm"]: round(row[task.headline], 3)})
+    name = f"{task.name} experiment{' ' + tag if tag else ''}"
+    bar = tqdm(total=len(jobs) * steps, desc=name, unit="step", disable=not progress)
+    at, finished = {}, []                         # (arm, seed): its last step; the rows of this call
+
+    def show():
+        bar.set_description(f"{name}: " + ", ".join(f"{a} seed {s}" for a, s in at) if at else name, refresh=False)
+        bar.set_postfix_str(f"{len(finished)}/{len(jobs)} runs" + "".join(f", {r['arm']} seed {r['seed']}: "
+                            f"{r[task.headline]:.3f}" for r in finished[-1:]))
+
+    def moved(message):
+        arm, seed, step = message
+        bar.update(step - at.get((arm, seed), 0)); at[arm, seed] = step; show()
+
+    def ended(i, row):
+        with open(results, "a") as f: f.write(json.dumps(row) + "\n")
+        rows.append(row); finished.append(row)
+        bar.update(steps - at.pop((row["arm"], row["seed"]), 0)); show()
+
+    run_workers(_experiment_run, jobs, workers or cores(), threads=threads, on_message=moved, on_result=ended)
     bar.close()
     return rows
 
@@ -347,14 +365,27 @@ def curve_frame(results, table_n: int = 1000):
     return pd.concat([rows[rows.N > 0]] + [zero.assign(added=k) for k in ("synthetic", "more real")], ignore_index=True)
 
 # %% ../nbs/07_downstream.ipynb #c34a3bfa
+DEMO_COSTS = dict(image=0.6, step=0.07)   # seconds on one core of this project's 2-core machines (make demo, issue 27)
+
+def demo_estimate(phase: str, n: int, steps: int, runs: int, workers: int) -> str:
+    """A line saying how long a phase of `run_demo` should take: `n` ShapeWorld images of 25 steps ("generation") or
+    `runs` Segformer runs of `steps` steps of batch 16 and their evaluation ("downstream"), on `workers` cores."""
+    if phase == "generation": what, seconds = f"generating {n} labelled images", n * DEMO_COSTS["image"] / workers
+    else: what, seconds = f"training {runs} segmenters for {steps} steps", runs * steps * DEMO_COSTS["step"] / min(workers, runs)
+    return f"{what} on {workers} worker process{'es' * (workers > 1)}: about {max(1, round(seconds / 60))} min " \
+           f"(on the 2-core machines this project is built on)"
+
 def run_demo(out="demo_out", n: int | None = None, quick: bool = False, train: bool = False, seed: int = 0,
-             steps: int | None = None, workers: int = 2, progress: bool = True) -> Path:
+             steps: int | None = None, workers: int | None = None, progress: bool = True) -> Path:
     """Every stage on the embedded default: decoder, prompts, `n` generated labelled images, downstream segmenters on
-    real vs real + synthetic, evaluation; writes `out`/report.md (returned), `downstream.png` and `contact_sheet.png`."""
+    real vs real + synthetic, evaluation; writes `out`/report.md (returned), `downstream.png` and `contact_sheet.png`.
+    Work is spread over `workers` processes (default: one per core); with `progress`, each phase first prints an
+    estimate of its wall time (`demo_estimate`)."""
     n, steps = n or (64 if quick else 400), steps or (800 if quick else 2500)
     seeds, test = ((0,), "shapeworld/test:100") if quick else ((0, 1), "shapeworld/test:200")
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    times = {}
+    workers, times = workers or cores(), {}
+    say = lambda phase: print(demo_estimate(phase, n=n, steps=steps, runs=2 * len(seeds), workers=workers), flush=True) if progress else None
     t = time.perf_counter()
     decoder = "shapeworld"
     if train:
@@ -363,13 +394,16 @@ def run_demo(out="demo_out", n: int | None = None, quick: bool = False, train: b
     times["decoder training"] = time.perf_counter() - t
     t = time.perf_counter()
     prompts = write_prompts(out / "prompts.jsonl", make_prompts("shapeworld", n, seed=seed))
-    manifest = generate(out / "dataset", prompts, n, decoder=decoder, seed=seed, batch_size=16, progress=progress)
+    say("generation")
+    manifest = generate(out / "dataset", prompts, n, decoder=decoder, seed=seed, batch_size=16, workers=workers,
+                        progress=progress)
     times["generation"] = time.perf_counter() - t
     ds = load_dataset(out / "dataset")
     sample_sheet([ds[i] for i in range(min(24, len(ds)))], out / "contact_sheet.png", cols=4,
                  title=f"generated by the ShapeWorld model, labelled by its decoder ({len(ds)} images)")
     t = time.perf_counter()
     arms = {k: v for k, v in experiment_arms(str(out / "dataset"), n).items() if k in ("real", "real+synthetic")}
+    say("downstream")
     rows = run_experiment("semantic", arms, out / "downstream", seeds=seeds, steps=steps, test=test, workers=workers,
                           progress=progress)
     times["downstream training and evaluation"] = time.perf_counter() - t

@@ -22,7 +22,7 @@ from diffusers import DiffusionPipeline, StableDiffusionPipeline
 from tqdm.auto import tqdm
 
 from .attention import capture, model_fingerprint
-from .dataset_io import DatasetWriter, read_json, write_json
+from .dataset_io import DatasetWriter, cores, read_json, report_progress, run_workers, write_json
 from .decoder import PerceptionDecoder, check_decoder, check_pipeline, label_bundle, load_decoder
 from .inversion import last_timestep
 from .sample import Sample
@@ -31,7 +31,8 @@ from .prompting import read_prompts
 from .shapeworld import KEYPOINT_NAMES, SKELETON
 
 # %% auto #0
-__all__ = ['DROP_REASONS', 'sample_seed', 'SynthesisOutput', 'DatasetDMPipeline', 'read_prompt_records', 'generate']
+__all__ = ['DROP_REASONS', 'sample_seed', 'SynthesisOutput', 'DatasetDMPipeline', 'read_prompt_records', 'process_batches',
+           'generate']
 
 # %% ../nbs/06_synthesis.ipynb #ec46efcd
 def sample_seed(seed: int, index: int) -> int:
@@ -74,16 +75,17 @@ class DatasetDMPipeline(DiffusionPipeline):
 
     @torch.no_grad()
     def __call__(self, prompts, generator=None, num_inference_steps: int = 25, guidance_scale: float = 5.0,
-                 score_threshold: float = 0.5, ignore_below: float | None = 0.5, metas=None) -> SynthesisOutput:
-        "Generate an image per prompt and label it from the features of the last denoising step."
+                 score_threshold: float = 0.5, ignore_below: float | None = 0.5, metas=None, on_step=None) -> SynthesisOutput:
+        "Generate an image per prompt and label it from the features of the last denoising step; `on_step()` after each step."
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         dec, sd = self.decoder, self.stable_diffusion()
         sd.set_progress_bar_config(disable=True)          # `generate` shows one bar for the whole run
         made = dec.config.provenance or {}
         with capture(sd, steps=-1, classes=dec.config.classes, layers=made.get("layer_prefixes"),
                      vae_features=made.get("vae_features", ())) as cap:
+            step_end = None if on_step is None else lambda pipe, i, t, kw: (on_step(), kw)[1]
             out = sd(prompts, generator=generator, num_inference_steps=num_inference_steps,
-                     guidance_scale=guidance_scale, output_type="np")
+                     guidance_scale=guidance_scale, output_type="np", callback_on_step_end=step_end)
         finite = np.isfinite(out.images).reshape(len(prompts), -1).all(1).tolist()   # NaN would be cast to black
         images = (np.clip(np.nan_to_num(out.images), 0, 1) * 255).round().astype(np.uint8)
         samples = label_bundle(dec, cap.bundle().to(dec.device), images, prompts, score_threshold, ignore_below, metas)
@@ -175,16 +177,72 @@ def _drop_reason(sample: Sample, unsafe: bool, finite: bool, min_confidence: flo
     if qc == "drop" and confidence < min_confidence: return "low confidence"
     return None
 
+def process_batches(n: int, batch_size: int, process: int = 0, processes: int = 1) -> list[range]:
+    "The batches (ranges of sample indices) of `n` samples that process `process` of `processes` generates: every `processes`-th."
+    return [range(b * batch_size, min(n, (b + 1) * batch_size)) for b in range(process, math.ceil(n / batch_size), processes)]
+
+def _check_workers(workers):
+    if workers is not None and not (_is_number(workers) and isinstance(workers, numbers.Integral) and workers >= 1):
+        raise ValueError(f"workers must be a whole number >= 1 (or None: one per core), got {workers!r}")
+
+def _default_workers(device: str, processes: int, in_memory: bool) -> int:
+    "One worker per core on a CPU; one on an accelerator, in each process of a multi-process launch, or for a model in memory."
+    return cores() if device == "cpu" and processes == 1 and not in_memory else 1
+
+def _write_batches(pipe, writer: DatasetWriter, batches, job: dict, report) -> None:
+    """Generate and write `batches` (ranges of sample indices), calling `report(images)` as the work advances
+    (a batch's share after each denoising step, so that a bar moves between batches)."""
+    records, dropped_dir = job["records"], Path(job["out"]) / "dropped"
+    for b in batches:
+        recs = [records[i % len(records)] for i in b]
+        metas = [dict(prompt_index=i % len(records), seed=sample_seed(job["seed"], i), **{k: v for k, v in r.items()
+                      if k in ("classes", "source")}) for i, r in zip(b, recs)]
+        gens = [torch.Generator(job["device"]).manual_seed(m["seed"]) for m in metas]
+        moved = [0.0]
+        def step(share=len(b) / (job["steps"] + 1)):    # the last share once the batch is written
+            moved[0] += share; report(share)
+        res = pipe([r["prompt"] for r in recs], generator=gens, num_inference_steps=job["steps"],
+                   guidance_scale=job["guidance_scale"], score_threshold=job["score_threshold"],
+                   ignore_below=job["ignore_below"], metas=metas, on_step=step)
+        for i, s, unsafe, finite in zip(b, res.samples, res.nsfw, res.finite, strict=True):
+            confidence = s.meta["confidence"]
+            if reason := _drop_reason(s, unsafe, finite, job["min_confidence"], job["qc"]):
+                record = dict(index=i, reason=reason, confidence=confidence if math.isfinite(confidence) else None)
+                write_json(dropped_dir / f"{i:06d}.json", record)
+                continue
+            if confidence < job["min_confidence"]: s.meta["low_confidence"] = True
+            writer.add(s, index=i)
+        report(len(b) - moved[0])
+
+def _generate_share(job: dict) -> int:
+    "A worker of `generate`: load the pipeline, open the dataset the parent made, write `job['batches']`."
+    with training_process_state(threads=job["threads"], stop_on_signals=False):
+        try:
+            pipe = job["pipe"] or DatasetDMPipeline.from_parts(job["model"], job["decoder"], device=job["device"])
+            writer = DatasetWriter(job["out"], made_with=job["made_with"])    # the parent's settings: checked, not remade
+            _write_batches(pipe, writer, job["batches"], job, report_progress)
+        except OSError as e:
+            raise _disk_full(e, job["out"]) from None
+    return sum(len(b) for b in job["batches"])
+
+def _bar(total: int, desc: str, disable: bool):
+    "A bar of images that moves by fractions of a batch (shown as whole images)."
+    return tqdm(total=total, desc=desc, unit="img", disable=disable, smoothing=0.1,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]")
+
 def generate(out, prompts, n: int, model="shapeworld", decoder="shapeworld", seed: int = 0, batch_size: int = 8,
              steps: int = 25, guidance_scale: float = 5.0, device: str = "cpu", min_confidence: float = 0.0,
              qc: str = "flag", ignore_below: float | None = 0.5, score_threshold: float = 0.5, threads: int = 1,
-             progress: bool = True, pipe: DatasetDMPipeline | None = None) -> dict:
+             workers: int | None = None, progress: bool = True, pipe: DatasetDMPipeline | None = None) -> dict:
     """Generate `n` labelled samples into the dataset folder `out`; resumes an interrupted run of the same settings.
-    Every argument is checked before the model loads and before `out` is made. The work runs on `threads` torch
-    threads (the caller's count is put back): the files depend on it. Run under `accelerate launch` to split the
-    batches over processes. Returns the manifest."""
+    Every argument is checked before the model loads and before `out` is made. The batches are shared by `workers`
+    processes (default: one per core on a CPU; one on another device, in each process of a multi-process
+    `accelerate launch`, or when the model or decoder is given in memory), each running torch on `threads` threads
+    (the caller's count is put back): the files depend on `threads`, never on `workers` or the process count.
+    Returns the manifest."""
     from accelerate import PartialState
     _check_settings(n, batch_size, steps, threads, seed, guidance_scale, min_confidence, ignore_below, score_threshold, qc)
+    _check_workers(workers)
     records = read_prompt_records(prompts)
     out, dropped_dir = Path(out), Path(out) / "dropped"
     state = PartialState(cpu=device == "cpu")
@@ -192,8 +250,9 @@ def generate(out, prompts, n: int, model="shapeworld", decoder="shapeworld", see
     known_decoder, known_model = (pipe.decoder, pipe) if pipe is not None else (decoder, model)
     _check_steps(dict(known_decoder.config) if isinstance(known_decoder, PerceptionDecoder) else check_decoder(known_decoder),
                  known_model.scheduler if hasattr(known_model, "scheduler") else load_scheduler(known_model), steps)
+    in_memory = pipe is not None or not all(isinstance(x, (str, Path)) for x in (model, decoder))
     with training_process_state(threads=threads, stop_on_signals=False):
-        pipe = pipe or DatasetDMPipeline.from_parts(model, decoder, device=device)
+        given, pipe = pipe, pipe or DatasetDMPipeline.from_parts(model, decoder, device=device)
         dec = pipe.decoder
         made_with = dict(model=str(model) if isinstance(model, (str, Path)) else pipe.unet.config.get("_name_or_path", ""),
                          model_hash=model_fingerprint(pipe.unet), decoder=str(decoder) if isinstance(decoder, (str, Path)) else "",
@@ -210,30 +269,23 @@ def generate(out, prompts, n: int, model="shapeworld", decoder="shapeworld", see
                 writer = open_writer()
                 dropped_dir.mkdir(exist_ok=True)
             done = _done(writer, dropped_dir)
-            batches = [range(b * batch_size, min(n, (b + 1) * batch_size)) for b in range(math.ceil(n / batch_size))]
-            mine = [b for k, b in enumerate(batches) if k % state.num_processes == state.process_index
-                    and not set(b) <= done]
-            bar = tqdm(total=sum(len(b) for b in mine), desc=f"generating (process {state.process_index})"
-                       if state.num_processes > 1 else "generating", unit="img",
-                       disable=not (progress and state.is_local_main_process))
-            with bar:
-                for b in mine:
-                    recs = [records[i % len(records)] for i in b]
-                    metas = [dict(prompt_index=i % len(records), seed=sample_seed(seed, i), **{k: v for k, v in r.items()
-                                  if k in ("classes", "source")}) for i, r in zip(b, recs)]
-                    gens = [torch.Generator(device).manual_seed(m["seed"]) for m in metas]
-                    res = pipe([r["prompt"] for r in recs], generator=gens, num_inference_steps=steps,
-                               guidance_scale=guidance_scale, score_threshold=score_threshold, ignore_below=ignore_below,
-                               metas=metas)
-                    for i, s, unsafe, finite in zip(b, res.samples, res.nsfw, res.finite, strict=True):
-                        confidence = s.meta["confidence"]
-                        if reason := _drop_reason(s, unsafe, finite, min_confidence, qc):
-                            record = dict(index=i, reason=reason, confidence=confidence if math.isfinite(confidence) else None)
-                            write_json(dropped_dir / f"{i:06d}.json", record)
-                            continue
-                        if confidence < min_confidence: s.meta["low_confidence"] = True
-                        writer.add(s, index=i)
-                    bar.update(len(b))
+            mine = [b for b in process_batches(n, batch_size, state.process_index, state.num_processes)
+                    if not set(b) <= done]
+            workers = min(workers or _default_workers(device, state.num_processes, in_memory), max(1, len(mine)))
+            job = dict(out=str(out), records=records, seed=seed, steps=steps, guidance_scale=guidance_scale,
+                       score_threshold=score_threshold, ignore_below=ignore_below, min_confidence=min_confidence, qc=qc,
+                       device=device, threads=threads)
+            total = sum(len(b) for b in mine)
+            desc = "generating" + (f" (process {state.process_index})" if state.num_processes > 1 else "") + \
+                   (f" ({workers} workers)" if workers > 1 else "")
+            with _bar(total, desc, disable=not (progress and state.is_local_main_process)) as bar:
+                if workers == 1: _write_batches(pipe, writer, mine, job, bar.update)
+                else:
+                    if given is None: del pipe                # the workers load their own
+                    shares = [dict(job, batches=mine[w::workers], made_with=made_with, pipe=given,
+                                   model=model, decoder=decoder) for w in range(workers)]
+                    run_workers(_generate_share, shares, workers, threads=threads, on_message=bar.update)
+                bar.n = total; bar.refresh()
             state.wait_for_everyone()
             if state.is_main_process:
                 writer = open_writer()                # sees every process's samples

@@ -38,9 +38,11 @@ def _generate(tiny_parts, out, *extra, launcher=()):
 
 def test_two_processes_write_the_same_dataset_as_one(tiny_parts, tmp_path):
     """The thread count changes the order of float sums, so `generate` fixes its own (one per process): one process,
-    with the environment as it is, writes what two processes under `accelerate launch` write, file for file."""
+    with the environment as it is, writes what two processes under `accelerate launch` write, and what two worker
+    processes started by a caller that asks OpenMP for two threads write, file for file."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    one = subprocess.run(_generate(tiny_parts, tmp_path / "one"), capture_output=True, text=True, timeout=600, env=env)
+    one = subprocess.run(_generate(tiny_parts, tmp_path / "one", "--workers", 1), capture_output=True, text=True,
+                         timeout=600, env=env)
     assert one.returncode == 0, one.stderr
     accelerate = [str(Path(sys.executable).parent / "accelerate"), "launch", "--cpu", "--num_processes", "2",
                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
@@ -50,6 +52,10 @@ def test_two_processes_write_the_same_dataset_as_one(tiny_parts, tmp_path):
     a = dataset_files(tmp_path / "one")
     assert sum(k.startswith("images/0") for k in a) == 12
     assert differing_files(tmp_path / "one", tmp_path / "two") == []
+    pool = subprocess.run(_generate(tiny_parts, tmp_path / "pool", "--workers", 2), capture_output=True, text=True,
+                          timeout=600, env={**env, "OMP_NUM_THREADS": "2"})
+    assert pool.returncode == 0, pool.stderr[-3000:]
+    assert differing_files(tmp_path / "one", tmp_path / "pool") == []
 
 
 def test_sigkill_then_rerun_equals_an_uninterrupted_run(tiny_parts, tmp_path):
