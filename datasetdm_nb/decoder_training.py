@@ -83,6 +83,7 @@ def fit(decoder, bundle: FeatureBundle, targets: dict, tasks, epochs: int, batch
             if not losses: continue
             loss = sum(losses.values())
             if not torch.isfinite(loss):    # before the step: the weights (and any checkpoint) stay finite
+                bar.leave = False; bar.close()
                 raise ValueError(f"the loss is not finite ({', '.join(f'{k} {v.item()}' for k, v in losses.items())}) at "
                                  f"epoch {epoch + 1}, batch {b + 1}, on training samples {', '.join(map(str, sorted(idx.tolist())))}: "
                                  "lower the learning rate, or check those samples' labels")

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .dataset_io import _changed, load_dataset, read_json, read_jsonl, recover_folder, replace_folder, write_json
 from .decoder import decoder_features, predict
-from .decoder_training import train_decoder
+from .decoder_training import has_labels, train_decoder
 from .models import training_process_state
 from .prompting import make_prompts, write_prompts
 from .sample import Instance, Sample
@@ -113,17 +113,10 @@ def mosaic(samples, size: int) -> Sample:
                   dict(mosaic=k), tiles("parts", np.uint8, 255), first.part_names)
 
 # %% ../nbs/07_downstream.ipynb #91753477
-def _has_labels(targets) -> bool:
-    """Whether a task's targets mark anything to learn: a map of ids some pixel that is not 255 (ignore), a depth map
-    some pixel above 0 (unknown); objects and persons count when the task found any (else its targets are None)."""
-    if targets is None: return False
-    if torch.is_tensor(targets): return bool((targets != 255).any() if targets.dtype == torch.uint8 else (targets > 0).any())
-    return True
-
 def _pool(task: Task, sources, space: LabelSpace, size: int) -> tuple[list[Sample], list[str]]:
     "The samples of `sources` ([(spec, samples)]) that carry `task`'s labels (not all ignored), and their names ('spec #i')."
     kept = [(s, f"{spec} #{i}") for spec, samples in sources for i, s in enumerate(samples)
-            if _has_labels(task.targets([s], space.classes, (size, size), space))]
+            if has_labels(task.targets([s], space.classes, (size, size), space))]
     return [s for s, _ in kept], [n for _, n in kept]
 
 def _warmup_share(steps: int) -> float:
@@ -244,10 +237,11 @@ def train_downstream(task, data, out, steps: int = 2500, batch_size: int = 16, l
             flip = bool(torch.rand(1, generator=g) < 0.5)
             pixels = to_pixels([s.image for s in batch], size).to(device)
             targets = task.targets(batch, space.classes, (size, size), space)
-            loss = task.downstream_loss(model, pixels.flip(-1) if flip else pixels, targets, flip, space) if _has_labels(targets) else None
+            loss = task.downstream_loss(model, pixels.flip(-1) if flip else pixels, targets, flip, space) if has_labels(targets) else None
             if loss is None: continue                       # no labelled object in this batch: it does not count
             if not torch.isfinite(loss):                    # no step, no checkpoint: the last one stays good
-                raise ValueError(f"the {task.name} loss is {loss.item()} at step {step + 1} of {steps}, on the batch of "
+                bar.leave = False; bar.close()              # the error line alone, not under a half bar
+                raise ValueError(f"the {task.name} loss is not finite ({loss.item()}) at step {step + 1} of {steps}, on the batch of "
                                  f"{', '.join(dict.fromkeys(which))}: lower --lr, or check those samples' labels")
             opt.zero_grad(); loss.backward(); opt.step(); sched.step()
             step += 1; running.append(loss.item()); bar.update(1)
@@ -315,7 +309,7 @@ def evaluate_downstream(run, data="shapeworld/test:200", batch_size: int = 32, d
     if not samples: raise ValueError(f"no samples in {data}")
     _check_label_names(task, samples, space, data)
     targets = task.targets(samples, space.classes, (size, size), space)
-    if not _has_labels(targets): raise ValueError(f"{data} has no {task.name} labels (absent, or all 'ignore')")
+    if not has_labels(targets): raise ValueError(f"{data} has no {task.name} labels (absent, or all 'ignore')")
     options = {**task.evaluation_inputs(targets, len(samples)), "score_threshold": None}
     preds = []
     for start in range(0, len(samples), batch_size):
@@ -359,7 +353,7 @@ def _check_sources(task: Task, jobs, test):
             raise ValueError(f"{spec} has no {task.name} labels (absent, or all 'ignore'): give data labelled for {task.name}")
     if isinstance(test, str):
         samples = read_source(test)
-        if not _has_labels(task.targets(samples, space.classes, samples[0].size, space)):
+        if not has_labels(task.targets(samples, space.classes, samples[0].size, space)):
             raise ValueError(f"the test source {test} has no {task.name} labels: give a labelled test source")
 
 def run_experiment(task, arms: dict, out, seeds=(0, 1, 2), steps: int = 2500, test="shapeworld/test:200",
