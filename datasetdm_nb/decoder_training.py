@@ -272,7 +272,9 @@ def train_decoder(task="semantic", data="shapeworld", n: int = 100, epochs: int 
             for t in tasks:
                 t.configure(decoder, train)
                 decoder.add_head(t.name)
-        params = [p for t in tasks for p in decoder.heads[t.name].parameters()] if frozen else list(decoder.parameters())
+        named = sorted((n, p) for t in tasks for n, p in decoder.heads[t.name].named_parameters(prefix=t.name)) if frozen \
+            else sorted(decoder.named_parameters())      # by name: a decoder loaded from a checkpoint registers in another order
+        params = [p for _, p in named]
         targets = task_targets(decoder, tasks, train, bundle.meta["image_size"])
         missing = [name for name, tg in targets.items() if not has_labels(tg)]
         if missing: raise ValueError(f"the training samples have no {', '.join(missing)} labels")

@@ -251,7 +251,9 @@ def train_downstream(task, data, out, steps: int = 2500, batch_size: int = 16, l
             if (step % checkpoint_every == 0 or stop.requested) and step < steps:
                 _save_checkpoint(ckpt, model, opt, sched, g, dict(settings=settings, step=step, history=history,
                                                                    running=running, seconds=time.perf_counter() - t0))
-            if stop.requested: raise KeyboardInterrupt(f"stopped at step {step} of {steps}: run again to resume")
+            if stop.requested:
+                bar.leave = False; bar.close()
+                raise KeyboardInterrupt(f"stopped at step {step} of {steps}: run the same command again to resume")
         bar.close()
     with _transformers_bars(progress):   # published whole (a sibling folder renamed), then training.json: the run is done
         replace_folder(out / "model", lambda tmp: model.save_pretrained(tmp), last_file="model.safetensors")
