@@ -149,6 +149,15 @@ def _dataset(text: str) -> str:
     if text != "shapeworld" and not Path(text).is_dir(): raise argparse.ArgumentTypeError(f"no dataset folder {text}")
     return text
 
+def _pretrained(text: str) -> str:
+    "A transformers checkpoint folder, or a hub id ORG/NAME (fetched, or found in the cache, when the run starts)."
+    path = Path(text).expanduser()
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise argparse.ArgumentTypeError(f"{text} is not a checkpoint folder (it has no config.json)")
+    if not path.is_dir() and (path.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1):
+        raise argparse.ArgumentTypeError(f"no checkpoint folder {text}, and not a hub id (ORG/NAME)")
+    return text
+
 def _given(**kwargs) -> dict:
     "The keyword arguments that were given (not None), so that a function's own default applies to the others."
     return {k: v for k, v in kwargs.items() if v is not None}
@@ -328,7 +337,7 @@ def _train_downstream(p):
     p.add_argument("--mosaic-data", nargs="*", default=[], metavar="SOURCE", help="sources spliced into 2 x 2 mosaics")
     p.add_argument("--steps", type=_positive(), default=2500, help="optimisation steps")
     p.add_argument("--lr", type=_positive(float), default=2e-3)
-    p.add_argument("--pretrained", help="start from a checkpoint (hub id or folder), e.g. nvidia/mit-b0 for Segformer")
+    p.add_argument("--pretrained", type=_pretrained, help="start from a checkpoint (hub id or folder), e.g. nvidia/mit-b0 for Segformer")
     p.add_argument("--size", type=_positive(), help="image size the model reads (default: the first sample's)")
     def run(a):
         from datasetdm_nb.downstream import train_downstream
@@ -351,7 +360,7 @@ def _evaluate_downstream(p):
 def _experiment(p):
     p.add_argument("--out", required=True, type=out_folder, help="folder of the runs and results.jsonl (resumes)")
     p.add_argument("--task", default="semantic", help="semantic, instance, depth, keypoints or parts")
-    p.add_argument("--synthetic", required=True, help="dataset folder of generated images (from `datasetdm generate`)")
+    p.add_argument("--synthetic", required=True, type=_dataset, help="dataset folder of generated images (from `datasetdm generate`)")
     p.add_argument("--n", type=_positive(), default=1000, help="synthetic (and extra real) images in the arms")
     p.add_argument("--real", default="shapeworld:100", metavar="SOURCE", help="the few-shot real source (default: %(default)s)")
     p.add_argument("--test", default="shapeworld/test:200", metavar="SOURCE", help="labelled test source (default: %(default)s)")
@@ -424,9 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
 def quiet_libraries(loads_pipeline: bool):
     """While the command runs: the libraries' warnings, log lines and loading bars off; the project's own progress
     bars and warnings stay. Environment and warning filters are restored afterwards."""
-    quiet = dict(TRANSFORMERS_VERBOSITY="error", DIFFUSERS_VERBOSITY="error", HF_HUB_DISABLE_PROGRESS_BARS="1")
+    quiet = dict(TRANSFORMERS_VERBOSITY="error", DIFFUSERS_VERBOSITY="error", HF_HUB_VERBOSITY="error",
+                 HF_HUB_DISABLE_PROGRESS_BARS="1")
     saved = {k: os.environ.get(k) for k in quiet}
     os.environ.update({k: v for k, v in quiet.items() if saved[k] is None})   # a user's own setting wins
+    diffusers_logging = None              # Ctrl-C may land inside the import below: nothing to restore then
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore"); warnings.filterwarnings("default", module="datasetdm_nb")
@@ -437,7 +448,7 @@ def quiet_libraries(loads_pipeline: bool):
     finally:
         for k, v in saved.items():
             if v is None: os.environ.pop(k, None)
-        if loads_pipeline: diffusers_logging.enable_progress_bar()
+        if diffusers_logging is not None: diffusers_logging.enable_progress_bar()
 
 def main(argv=None) -> int:
     "Entry point of the `datasetdm` console command."
@@ -448,8 +459,8 @@ def main(argv=None) -> int:
     try:
         with contextlib.nullcontext() if args.verbose else quiet_libraries(loads_pipeline):
             return args.run(args) or 0
-    except KeyboardInterrupt:
-        print("datasetdm: interrupted", file=sys.stderr); return 130
+    except KeyboardInterrupt as e:          # Ctrl-C, or a trainer's stop on SIGTERM / SIGINT (saying where it stopped)
+        print("datasetdm: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr); return 130
     except Exception as e:
         status = exit_status(e)
         if status is None: raise                    # a bug: its traceback is what a report needs

@@ -5,10 +5,12 @@
 # %% ../nbs/04b_decoder_training.ipynb #1e004f9f
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
+import shutil
 import time
 import warnings
 from collections import Counter
@@ -20,25 +22,36 @@ from tqdm.auto import tqdm
 
 from .attention import (FeatureBundle, default_vae_features, model_fingerprint, unet_feature_channels,
                                     vae_feature_channels)
-from .dataset_io import (DatasetWriter, cores, display_name, load_dataset, read_rgb, report_progress,
-                                     run_workers, write_json)
+from .dataset_io import (DatasetWriter, _changed, cores, display_name, load_dataset, read_json, read_rgb,
+                                     recover_folder, replace_folder, report_progress, run_workers, write_json)
 from .decoder import (PerceptionDecoder, check_pipeline, class_text_embeddings, decoder_features, load_decoder,
                                   predict, to_sample)
 from .inversion import extract_features
 from .models import load_pipeline, training_process_state
 from .sample import class_prompt
 from .shapeworld import KEYPOINT_NAMES, SKELETON, shapeworld
-from .tasks import class_lookup, parse_tasks
+from .tasks import LabelSpace, class_lookup, parse_tasks
 
 # %% auto #0
-__all__ = ['fit', 'task_targets', 'evaluate_decoder', 'labelled_samples', 'new_decoder', 'train_decoder', 'evaluate',
-           'label_images']
+__all__ = ['has_labels', 'fit', 'task_targets', 'evaluate_decoder', 'labelled_samples', 'new_decoder', 'train_decoder',
+           'evaluate', 'label_images']
 
 # %% ../nbs/04b_decoder_training.ipynb #a092cec0
+def has_labels(targets) -> bool:
+    """Whether a task's targets mark anything to learn: a map of ids some pixel that is not 255 (ignore), a depth map
+    some pixel above 0 (unknown); objects and persons count when the task found any (else its targets are None)."""
+    if targets is None: return False
+    if torch.is_tensor(targets): return bool((targets != 255).any() if targets.dtype == torch.uint8 else (targets > 0).any())
+    return True
+
 def fit(decoder, bundle: FeatureBundle, targets: dict, tasks, epochs: int, batch_size: int = 8, lr: float = 2e-3,
-        params=None, augment: bool = False, seed: int = 0, progress: bool = True, on_epoch=None) -> list[dict]:
+        params=None, augment: bool = False, seed: int = 0, progress: bool = True, on_epoch=None,
+        resume: dict | None = None) -> list[dict]:
     """Train `decoder` (or only `params`) on `bundle` and each task's `targets` (by task name) for `tasks`; returns the
-    mean losses of each epoch. `augment`: mirror half of the batches (features, class maps and labels)."""
+    mean losses of each epoch. `augment`: mirror half of the batches (features, class maps and labels).
+    `on_epoch(epoch, history, state)` is called after each epoch, `state()` giving what `resume` takes to go on from
+    there (optimiser, schedule, random states, history) with the same result as a run that never stopped.
+    A batch whose labels for a task are all 'ignore' does not train that task; a loss that is not finite is a ValueError."""
     tasks = parse_tasks(tasks)
     g = torch.Generator().manual_seed(seed)
     feats, maps = decoder.inputs(bundle)
@@ -47,24 +60,38 @@ def fit(decoder, bundle: FeatureBundle, targets: dict, tasks, epochs: int, batch
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     steps = epochs * math.ceil(n / batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
-    history = []
-    bar = tqdm(range(epochs), desc=f"training {'+'.join(t.name for t in tasks)}", unit="epoch", disable=not progress)
+    history, start = [], 0
+    if resume is not None:
+        opt.load_state_dict(resume["optimizer"]); sched.load_state_dict(resume["scheduler"])
+        g.set_state(resume["generator"]); torch.set_rng_state(resume["torch"])
+        history, start = list(resume["history"]), len(resume["history"])
+    state = lambda: dict(optimizer=opt.state_dict(), scheduler=sched.state_dict(), generator=g.get_state(),
+                         torch=torch.get_rng_state(), history=list(history))
+    labelled = lambda tg, idx: has_labels(tg[idx]) if torch.is_tensor(tg) else True
+    bar = tqdm(range(start, epochs), initial=start, total=epochs, desc=f"training {'+'.join(t.name for t in tasks)}",
+               unit="epoch", disable=not progress)
     for epoch in bar:
         decoder.train()
         sums: dict[str, float] = {}
-        for idx in torch.randperm(n, generator=g).split(batch_size):
+        for b, idx in enumerate(torch.randperm(n, generator=g).split(batch_size)):
             flip = augment and bool(torch.rand(1, generator=g) < 0.5)
             fl = (lambda t: t.flip(-1)) if flip else (lambda t: t)
             out = decoder({h: fl(f[idx]) for h, f in feats.items()}, {h: fl(m[idx]) for h, m in maps.items()},
                           tasks=[t.name for t in tasks])
-            losses = {t.name: loss for t in tasks if (loss := t.loss(decoder, out, targets[t.name], idx, flip)) is not None}
+            losses = {t.name: loss for t in tasks if labelled(targets[t.name], idx)
+                      and (loss := t.loss(decoder, out, targets[t.name], idx, flip)) is not None}
             if not losses: continue
             loss = sum(losses.values())
+            if not torch.isfinite(loss):    # before the step: the weights (and any checkpoint) stay finite
+                bar.leave = False; bar.close()
+                raise ValueError(f"the loss is not finite ({', '.join(f'{k} {v.item()}' for k, v in losses.items())}) at "
+                                 f"epoch {epoch + 1}, batch {b + 1}, on training samples {', '.join(map(str, sorted(idx.tolist())))}: "
+                                 "lower the learning rate, or check those samples' labels")
             opt.zero_grad(); loss.backward(); opt.step(); sched.step()
             for k, v in losses.items(): sums[k] = sums.get(k, 0.0) + v.item() * len(idx) / n
         history.append(dict(epoch=epoch + 1, **sums))
         bar.set_postfix({k: f"{v:.3f}" for k, v in sums.items()})
-        if on_epoch is not None: on_epoch(epoch + 1, history)
+        if on_epoch is not None: on_epoch(epoch + 1, history, state)
     decoder.eval()
     return history
 
@@ -150,6 +177,36 @@ def new_decoder(pipe, bundle: FeatureBundle, classes, keypoint_names=(), part_na
     decoder.class_text.copy_(class_text_embeddings(pipe, classes))
     return decoder
 
+def _check_labels(tasks, samples, classes, part_names, data):
+    "Refuse training samples that carry no labels of a task (absent, or all 'ignore'), before any model loads."
+    space = LabelSpace(tuple(classes), tuple(samples[0].keypoint_names), tuple(part_names or samples[0].part_names))
+    for t in tasks:
+        if not has_labels(t.targets(samples, space.classes, samples[0].size, space)):
+            raise ValueError(f"the {len(samples)} training samples of {data} have no {t.name} labels (absent, or all "
+                             f"'ignore'): give data labelled for {t.name}")
+
+def _save_checkpoint(folder: Path, decoder, progress: dict, state: dict):
+    "The decoder, optimiser, schedule and random states and the progress so far, replacing `folder` whole."
+    def write(tmp):
+        decoder.save_pretrained(str(tmp / "decoder"))
+        torch.save(state, tmp / "state.pt")
+        write_json(tmp / "progress.json", progress)            # last: marks the copy complete
+    replace_folder(folder, write, last_file="progress.json")
+
+_DECODER_FILES = ("config.json", "diffusion_pytorch_model.safetensors", "training_log.json", "checkpoint", "checkpoint.tmp")
+
+def _publish(out: Path, decoder, log: dict):
+    """Replace the decoder folder `out` whole by the trained decoder (a sibling folder renamed; `training_log.json`
+    written last marks it complete, see `recover_folder`); other files the user keeps in `out` are copied over."""
+    out = out.resolve()
+    logs = read_json(out / "training_log.json") if (out / "training_log.json").exists() else []
+    def write(tmp):
+        decoder.save_pretrained(str(tmp))
+        for p in out.iterdir() if out.is_dir() else ():
+            if p.name not in _DECODER_FILES: (shutil.copytree if p.is_dir() else shutil.copy2)(p, tmp / p.name)
+        write_json(tmp / "training_log.json", logs + [log], indent=1)
+    replace_folder(out, write, last_file="training_log.json")
+
 def train_decoder(task="semantic", data="shapeworld", n: int = 100, epochs: int | None = None, out=None,
                   model: str = "shapeworld", pipe=None, batch_size: int = 8, lr: float = 2e-3,
                   timestep: int | None = None, method: str = "noise", width: int = 64, upsample_layers: int | None = None,
@@ -161,55 +218,84 @@ def train_decoder(task="semantic", data="shapeworld", n: int = 100, epochs: int 
     `attention`: the attention maps beside the features, "caption" and/or "class" (empty: features alone).
     `vae_features`: heights of VAE-decoder features beside the UNet's (default `default_vae_features`; empty: none);
     `upsample_layers`: learned 2x upsamplings after the trunk (default: 1 without VAE features, else 0).
-    Saves to `out` (checkpoints every `checkpoint_every` epochs). If `out` already holds a decoder, its trunk and heads
-    stay frozen and the new heads are added (`finetune=True` trains everything). Evaluates on the next `val_n`.
-    The global random state is as it was when it returns. Returns (decoder, log)."""
+    If `out` already holds a decoder, its trunk and heads stay frozen and the new heads are added (`finetune=True`
+    trains everything). Evaluates on the next `val_n`. The global random state is as it was when it returns.
+    With `out`: checkpoints go to `out`/checkpoint every `checkpoint_every` epochs and on SIGTERM / Ctrl-C (which then
+    stop the run with KeyboardInterrupt); the same call again resumes and ends with the weights of a run that never
+    stopped; the finished decoder replaces `out` whole, so `out` never holds a half-trained decoder. Returns (decoder, log)."""
     tasks = parse_tasks(task)
     train, val = labelled_samples(data, n, val_n)              # bad data fails here, before the model loads
     out = Path(out) if out else None
+    if out is not None:
+        recover_folder(out.resolve(), "training_log.json")    # a run killed while publishing: the new decoder in place
+        if not os.access(out.resolve().parent, os.W_OK):
+            raise PermissionError(errno.EACCES, "cannot write beside the decoder folder (it is replaced whole)", str(out.resolve().parent))
     decoder = load_decoder(out) if out is not None and (out / "config.json").exists() else None
+    frozen = decoder is not None and bool(decoder.tasks) and not finetune
+    for t in tasks:
+        if decoder is not None and t.name in decoder.heads and frozen:
+            raise ValueError(f"{out} already has a {t.name} head: pass --finetune (finetune=True) to retrain the "
+                             "decoder, or give another --out folder")
+    classes = tuple(decoder.config.classes) if decoder is not None else tuple(train[0].classes)
+    _check_labels(tasks, train, classes, decoder.config.part_names if decoder is not None else (), data)
+    epochs = epochs or max(t.epochs for t in tasks)
+    settings = dict(tasks=[t.name for t in tasks], data=str(data), n=n, epochs=epochs, batch_size=batch_size, lr=lr,
+                    timestep=timestep, method=method, width=width, upsample_layers=upsample_layers,
+                    attention=list(attention or []), vae_features=None if vae_features is None else [int(h) for h in vae_features],
+                    resolutions=None if resolutions is None else list(resolutions), layers=layers, finetune=finetune,
+                    augment=augment, seed=seed, base=model_fingerprint(decoder) if decoder is not None else None)
+    ckpt = recover_folder(out / "checkpoint", "progress.json") if out is not None else None
+    state = read_json(ckpt / "progress.json") if ckpt is not None and (ckpt / "progress.json").exists() else None
+    if state is not None and state["settings"] != settings:
+        raise ValueError(f"{out} holds an unfinished training with other settings "
+                         f"({'; '.join(_changed(state['settings'], settings))}): run the same command to resume it, or "
+                         f"delete {out / 'checkpoint'} to start over")
     pipe = pipe if pipe is not None else load_pipeline(model, device=device)
     if decoder is not None:
         check_pipeline(decoder, pipe)
         p = decoder.config.provenance
         timestep, method, layers, vae_features = int(p["timestep"]), p["inversion"], p["layer_prefixes"], p.get("vae_features", ())
-    classes = tuple(decoder.config.classes) if decoder is not None else tuple(train[0].classes)
     vae_features = tuple(default_vae_features(pipe) if vae_features is None else vae_features)
     upsample_layers = (0 if vae_features else 1) if upsample_layers is None else upsample_layers
     bundle = extract_features(pipe, train, classes, cache_dir, timestep=timestep, method=method, layers=layers,
                               vae_features=vae_features, progress=progress)
-    with training_process_state(seed, stop_on_signals=False):
-        frozen = False
-        if decoder is None:
-            decoder = new_decoder(pipe, bundle, classes, train[0].keypoint_names, train[0].part_names, attention,
-                                  resolutions, width, upsample_layers, layers, timestep_tolerance, vae_features)
-        else: frozen = bool(decoder.tasks) and not finetune
-        for t in tasks:
-            if t.name in decoder.heads and frozen:
-                raise ValueError(f"{out} already has a {t.name} head: pass finetune=True to retrain it")
-            t.configure(decoder, train)
-            decoder.add_head(t.name)
-        params = [p for t in tasks for p in decoder.heads[t.name].parameters()] if frozen else list(decoder.parameters())
+    with training_process_state(seed, stop_on_signals=out is not None) as stop:
+        resume = None
+        if state is not None:                                   # resume: the checkpoint's decoder, heads and all
+            decoder = load_decoder(ckpt / "decoder")
+            check_pipeline(decoder, pipe)
+            resume = dict(torch.load(ckpt / "state.pt", weights_only=True), history=state["history"])
+        else:
+            if decoder is None:
+                decoder = new_decoder(pipe, bundle, classes, train[0].keypoint_names, train[0].part_names, attention,
+                                      resolutions, width, upsample_layers, layers, timestep_tolerance, vae_features)
+            for t in tasks:
+                t.configure(decoder, train)
+                decoder.add_head(t.name)
+        named = sorted((n, p) for t in tasks for n, p in decoder.heads[t.name].named_parameters(prefix=t.name)) if frozen \
+            else sorted(decoder.named_parameters())      # by name: a decoder loaded from a checkpoint registers in another order
+        params = [p for _, p in named]
         targets = task_targets(decoder, tasks, train, bundle.meta["image_size"])
-        missing = [name for name, tg in targets.items() if tg is None]
+        missing = [name for name, tg in targets.items() if not has_labels(tg)]
         if missing: raise ValueError(f"the training samples have no {', '.join(missing)} labels")
-        epochs = epochs or max(t.epochs for t in tasks)
 
-        def checkpoint(epoch, history):
-            if out is not None and epoch % checkpoint_every == 0: decoder.save_pretrained(str(out))
-        t0 = time.perf_counter()
+        t0 = time.perf_counter() - (state["seconds"] if state else 0.0)
+        def checkpoint(epoch, history, training_state):
+            if out is None or epoch == epochs or not (epoch % checkpoint_every == 0 or stop.requested): return
+            _save_checkpoint(ckpt, decoder, dict(settings=settings, epoch=epoch, history=history,
+                                                 seconds=time.perf_counter() - t0), training_state())
+            if stop.requested: raise KeyboardInterrupt(f"stopped after epoch {epoch} of {epochs}: run the same command "
+                                                       "again to resume")
         history = fit(decoder, bundle, targets, tasks, epochs, batch_size, lr, params=params, augment=augment, seed=seed,
-                      progress=progress, on_epoch=checkpoint)
+                      progress=progress, on_epoch=checkpoint, resume=resume)
         seconds = time.perf_counter() - t0
     metrics = evaluate_decoder(decoder, pipe, val, cache_dir=cache_dir, progress=progress) if val else {}
     log = dict(tasks=[t.name for t in tasks], n=n, epochs=epochs, data=str(data), train_seconds=round(seconds, 1),
                frozen_trunk=frozen, val_n=len(val), val_metrics={k: v for k, v in metrics.items() if not isinstance(v, list)},
                history=history, threads=torch.get_num_threads())
-    if out is not None:
-        decoder.save_pretrained(str(out))
-        logs = json.loads((out / "training_log.json").read_text()) if (out / "training_log.json").exists() else []
-        (out / "training_log.json").write_text(json.dumps(logs + [log], indent=1))
+    if out is not None: _publish(out, decoder, log)
     return decoder, log
+
 
 # %% ../nbs/04b_decoder_training.ipynb #9c152883
 def evaluate(decoder="shapeworld", data="shapeworld", n: int | None = None, model: str = "shapeworld", pipe=None,

@@ -8,12 +8,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import multiprocessing
 import os
 import re
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -25,10 +24,10 @@ import transformers
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
-from .dataset_io import (cores, load_dataset, read_json, read_jsonl, recover_folder, replace_folder,
+from .dataset_io import (_changed, cores, load_dataset, read_json, read_jsonl, recover_folder, replace_folder,
                                      report_progress, run_workers, write_json)
 from .decoder import decoder_features, predict
-from .decoder_training import train_decoder
+from .decoder_training import has_labels, train_decoder
 from .models import training_process_state
 from .prompting import make_prompts, write_prompts
 from .sample import Instance, Sample
@@ -50,12 +49,15 @@ def read_source(spec: str) -> list[Sample]:
     m = _SOURCE.fullmatch(str(spec))
     if m is None: raise ValueError(f"not a data source: {spec!r} (NAME[:N][@START])")
     name, start = m["name"], int(m["start"] or 0)
+    if m["n"] is not None and int(m["n"]) < 1: raise ValueError(f"{spec}: a source needs at least 1 sample (NAME:N, N >= 1)")
     if name == "shapeworld" or name.startswith("shapeworld/"):
         if m["n"] is None: raise ValueError(f"say how many ShapeWorld scenes: {name}:N")
         return shapeworld(name.partition("/")[2] or "train", int(m["n"]), start=start)
     ds = load_dataset(name)
+    if len(ds) == 0: raise ValueError(f"{name} holds no samples: give a dataset folder with images and labels")
     stop = len(ds) if m["n"] is None else start + int(m["n"])
-    if stop > len(ds): raise ValueError(f"{name} holds {len(ds)} samples, fewer than the {stop} asked for")
+    if stop > len(ds) or start >= len(ds):
+        raise ValueError(f"{name} holds {len(ds)} samples, fewer than the {max(stop, start + 1)} asked for ({spec})")
     return [ds[i] for i in range(start, stop)]
 
 def label_space(samples) -> LabelSpace:
@@ -111,10 +113,11 @@ def mosaic(samples, size: int) -> Sample:
                   dict(mosaic=k), tiles("parts", np.uint8, 255), first.part_names)
 
 # %% ../nbs/07_downstream.ipynb #91753477
-def _pool(task: Task, specs, space: LabelSpace, size: int) -> list[Sample]:
-    "The samples of `specs` that carry `task`'s labels."
-    return [s for spec in specs for s in read_source(spec)
-            if task.targets([s], space.classes, (size, size), space) is not None]
+def _pool(task: Task, sources, space: LabelSpace, size: int) -> tuple[list[Sample], list[str]]:
+    "The samples of `sources` ([(spec, samples)]) that carry `task`'s labels (not all ignored), and their names ('spec #i')."
+    kept = [(s, f"{spec} #{i}") for spec, samples in sources for i, s in enumerate(samples)
+            if has_labels(task.targets([s], space.classes, (size, size), space))]
+    return [s for s, _ in kept], [n for _, n in kept]
 
 def _warmup_share(steps: int) -> float:
     "OneCycleLR's warm-up share: 10%, or 1.5 steps of a short run (its phases must not end on a whole step at 0)."
@@ -136,6 +139,47 @@ def _save_checkpoint(folder: Path, model, opt, sched, g: torch.Generator, progre
         write_json(tmp / "progress.json", progress)          # last: marks the copy complete
     replace_folder(folder, write, last_file="progress.json")
 
+def _read_run_json(path: Path) -> dict:
+    "A run's JSON file (`training.json`, `progress.json`); ValueError naming the file if it is not one."
+    try: d = read_json(path)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not readable JSON ({e}): a run folder's file was damaged: train the run again (another --out folder)")
+    if not isinstance(d, dict) or "settings" not in d:
+        raise ValueError(f"{path} is not a downstream run's record (no settings): use another --out folder")
+    return d
+
+def _differs(where: str, old: dict, new: dict) -> str:
+    "'WHERE holds ... with other settings (key: old -> new; ...)': the keys that differ, not the whole dicts."
+    return f"{where} with other settings ({'; '.join(_changed(old, new))}): use another --out folder, or the same settings"
+
+def _downstream_model(task: Task, space: LabelSpace, pretrained: str | None):
+    "The task's downstream model; a checkpoint that cannot be loaded is a ValueError naming it, in one line."
+    try: return task.downstream_model(space, pretrained)
+    except OSError as e:
+        if pretrained is None: raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"cannot load the pretrained checkpoint {pretrained!r}: {first} (--pretrained takes a hub id "
+                         "this machine can reach or a checkpoint folder)") from None
+
+def _check_size(task: Task, model, size: int, sample: Sample, space: LabelSpace):
+    """Refuse an image size the model cannot train on (GLPN: multiples of 32), naming the nearest sizes it can: one
+    loss on `sample` resized, in eval mode without gradients and on its own RNG, so the run is not changed by it."""
+    def trains(s):
+        targets = task.targets([sample], space.classes, (s, s), space)
+        pixels = torch.zeros(1, 3, s, s, device=next(model.parameters()).device)
+        with torch.random.fork_rng(), torch.no_grad():
+            try: task.downstream_loss(model, pixels, targets, False, space); return True
+            except (RuntimeError, IndexError): return False   # shapes that do not fit
+    was = model.training; model.eval()
+    try:
+        if trains(size): return
+        below = next((s for s in range(size - 1, max(0, size - 65), -1) if trains(s)), None)
+        above = next((s for s in range(size + 1, size + 65) if trains(s)), None)
+    finally: model.train(was)
+    near = [str(s) for s in (below, above) if s is not None]
+    raise ValueError(f"the {task.name} downstream model ({type(model).__name__}) cannot train on {size} x {size} images: "
+                     + (f"use --size {' or '.join(near)}" if near else "choose another --size"))
+
 def train_downstream(task, data, out, steps: int = 2500, batch_size: int = 16, lr: float = 2e-3, seed: int = 0,
                      pretrained: str | None = None, size: int | None = None, mosaic_data=(), mosaic_grid: int = 2,
                      checkpoint_every: int = 250, device: str = "cpu", progress: bool = True, on_step=None) -> dict:
@@ -147,24 +191,30 @@ def train_downstream(task, data, out, steps: int = 2500, batch_size: int = 16, l
     data, mosaic_data = [data] if isinstance(data, str) else list(data), list(mosaic_data)
     if not data and not mosaic_data: raise ValueError("no training data given")
     if steps < 1 or batch_size < 1: raise ValueError("steps and batch_size must be positive")
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
     settings = dict(task=task.name, data=data, mosaic_data=mosaic_data, mosaic_grid=mosaic_grid, steps=steps,
                     batch_size=batch_size, lr=lr, seed=seed, pretrained=pretrained, size=size)
     if (out / "training.json").exists():
-        done = read_json(out / "training.json")
-        if done["settings"] != settings: raise ValueError(f"{out} holds a finished run with other settings: {done['settings']}")
+        done = _read_run_json(out / "training.json")
+        if done["settings"] != settings: raise ValueError(_differs(f"{out} holds a finished run", done["settings"], settings))
         return done
-    plain = [s for spec in data for s in read_source(spec)]
-    space = label_space(plain or read_source(mosaic_data[0]))
-    size = size or (plain or read_source(mosaic_data[0]))[0].size[0]
-    pool, spliced = _pool(task, data, space, size), _pool(task, mosaic_data, space, size)
-    if not pool and not spliced: raise ValueError(f"none of the training samples has {task.name} labels")
+    # every check before anything is written: the sources, their labels, the settings of a run to resume, the model
+    plain, spliced_src = [(spec, read_source(spec)) for spec in data], [(spec, read_source(spec)) for spec in mosaic_data]
+    everything = [s for _, ss in plain + spliced_src for s in ss]
+    space = label_space([s for _, ss in plain for s in ss] or everything)
+    size = size or everything[0].size[0]
+    (pool, names), (spliced, spliced_names) = _pool(task, plain, space, size), _pool(task, spliced_src, space, size)
+    if not pool and not spliced:
+        raise ValueError(f"none of the {len(everything)} training samples ({', '.join(data + mosaic_data)}) has "
+                         f"{task.name} labels (absent, or all 'ignore'): give data labelled for {task.name}")
     ckpt = recover_folder(out / "checkpoint", "progress.json")
-    state = read_json(ckpt / "progress.json") if (ckpt / "progress.json").exists() else None
+    state = _read_run_json(ckpt / "progress.json") if (ckpt / "progress.json").exists() else None
     if state is not None and state["settings"] != settings:
-        raise ValueError(f"{out} holds an unfinished run with other settings: {state['settings']}; use another folder")
+        raise ValueError(_differs(f"{out} holds an unfinished run", state["settings"], settings))
     with training_process_state(seed) as stop, _transformers_bars(progress):
-        model = task.downstream_model(space, str(ckpt / "model") if state else pretrained).to(device)
+        model = _downstream_model(task, space, str(ckpt / "model") if state else pretrained).to(device)
+        _check_size(task, model, size, (pool or spliced)[0], space)
+        out.mkdir(parents=True, exist_ok=True)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=_warmup_share(steps))
         g = torch.Generator().manual_seed(seed)
@@ -179,17 +229,21 @@ def train_downstream(task, data, out, steps: int = 2500, batch_size: int = 16, l
         t0 = time.perf_counter() - seconds
         model.train()
         while step < steps:
-            batch = []
+            batch, which = [], []
             for i in torch.randint(n_items, (batch_size,), generator=g).tolist():
-                if i < len(pool): batch.append(pool[i]); continue
+                if i < len(pool): batch.append(pool[i]); which.append(names[i]); continue
                 k = mosaic_grid if torch.rand(1, generator=g) < 0.5 else 1
                 picks = torch.randint(len(spliced), (k * k,), generator=g).tolist()
-                batch.append(mosaic([spliced[j] for j in picks], size))
+                batch.append(mosaic([spliced[j] for j in picks], size)); which += [spliced_names[j] for j in picks]
             flip = bool(torch.rand(1, generator=g) < 0.5)
             pixels = to_pixels([s.image for s in batch], size).to(device)
             targets = task.targets(batch, space.classes, (size, size), space)
-            loss = task.downstream_loss(model, pixels.flip(-1) if flip else pixels, targets, flip, space) if targets is not None else None
+            loss = task.downstream_loss(model, pixels.flip(-1) if flip else pixels, targets, flip, space) if has_labels(targets) else None
             if loss is None: continue                       # no labelled object in this batch: it does not count
+            if not torch.isfinite(loss):                    # no step, no checkpoint: the last one stays good
+                bar.leave = False; bar.close()              # the error line alone, not under a half bar
+                raise ValueError(f"the {task.name} loss is not finite ({loss.item()}) at step {step + 1} of {steps}, on the batch of "
+                                 f"{', '.join(dict.fromkeys(which))}: lower --lr, or check those samples' labels")
             opt.zero_grad(); loss.backward(); opt.step(); sched.step()
             step += 1; running.append(loss.item()); bar.update(1)
             if on_step is not None: on_step(step)
@@ -199,9 +253,12 @@ def train_downstream(task, data, out, steps: int = 2500, batch_size: int = 16, l
             if (step % checkpoint_every == 0 or stop.requested) and step < steps:
                 _save_checkpoint(ckpt, model, opt, sched, g, dict(settings=settings, step=step, history=history,
                                                                    running=running, seconds=time.perf_counter() - t0))
-            if stop.requested: raise KeyboardInterrupt(f"stopped at step {step} of {steps}: run again to resume")
+            if stop.requested:
+                bar.leave = False; bar.close()
+                raise KeyboardInterrupt(f"stopped at step {step} of {steps}: run the same command again to resume")
         bar.close()
-    with _transformers_bars(progress): model.save_pretrained(out / "model")
+    with _transformers_bars(progress):   # published whole (a sibling folder renamed), then training.json: the run is done
+        replace_folder(out / "model", lambda tmp: model.save_pretrained(tmp), last_file="model.safetensors")
     log = dict(settings=settings, space=asdict(space), image_size=size, model=type(model).__name__,
                parameters=sum(p.numel() for p in model.parameters()), samples=len(pool), mosaic_samples=len(spliced),
                history=history, seconds=round(time.perf_counter() - t0, 1), threads=torch.get_num_threads())
@@ -213,11 +270,40 @@ def train_downstream(task, data, out, steps: int = 2500, batch_size: int = 16, l
 def load_downstream(run, device: str = "cpu"):
     "(task, model, label space, image size) of a run folder written by `train_downstream`."
     run = Path(run)
+    if not run.is_dir(): raise FileNotFoundError(f"no run folder {run}")
     if not (run / "training.json").exists(): raise FileNotFoundError(f"no finished downstream run in {run} (training.json missing)")
-    log = read_json(run / "training.json")
+    log = _read_run_json(run / "training.json")
+    if not (run / "model" / "config.json").exists():
+        raise FileNotFoundError(f"{run} has no model/ (config.json missing): the run folder is incomplete; train it again")
     task = get_task(log["settings"]["task"])
     space = LabelSpace(**{k: tuple(v) if isinstance(v, list) else v for k, v in log["space"].items()})
     return task, task.downstream_model(space, str(run / "model")).to(device).eval(), space, log["image_size"]
+
+def _label_names(task: Task, samples, space: LabelSpace) -> tuple[set, set]:
+    "(names the run knows, names it does not) of the classes (parts) that `samples` label for `task`, background left out."
+    known, unknown = set(), set()
+    for s in samples:
+        if task.name == "parts": ids, names, own = s.parts, s.part_names or space.part_names, space.part_names
+        elif task.name == "semantic": ids, names, own = s.semantic, s.classes or space.classes, space.classes
+        elif task.name in ("instance", "keypoints") and s.instances:
+            ids, names, own = [i.category_id for i in s.instances], s.classes or space.classes, space.classes
+        else: continue
+        for v in np.unique(np.asarray(ids)) if ids is not None else ():
+            if v in (0, 255): continue
+            name = names[v] if v < len(names) else f"id {v}"
+            (known if name in own else unknown).add(name)
+    return known, unknown
+
+def _check_label_names(task: Task, samples, space: LabelSpace, data):
+    """Labels are matched to the run's classes by name: refuse data none of whose labelled classes the run knows (its
+    score would measure nothing), and say which are left out when only some are unknown."""
+    known, unknown = _label_names(task, samples, space)
+    if not unknown: return
+    own = space.part_names if task.name == "parts" else space.classes
+    if not known: raise ValueError(f"{data} labels {', '.join(sorted(unknown))}, none of which the run was trained on "
+                                   f"(its classes: {', '.join(own[1:])}): evaluate on data labelled with its classes")
+    warnings.warn(f"{data}: labels matched to the run's classes by name; {', '.join(sorted(unknown))} "
+                  f"(not the run's) are ignored", stacklevel=3)
 
 @torch.no_grad()
 def evaluate_downstream(run, data="shapeworld/test:200", batch_size: int = 32, device: str = "cpu") -> dict:
@@ -225,8 +311,9 @@ def evaluate_downstream(run, data="shapeworld/test:200", batch_size: int = 32, d
     task, model, space, size = load_downstream(run, device)
     samples = read_source(data) if isinstance(data, str) else list(data)
     if not samples: raise ValueError(f"no samples in {data}")
+    _check_label_names(task, samples, space, data)
     targets = task.targets(samples, space.classes, (size, size), space)
-    if targets is None: raise ValueError(f"{data} has no {task.name} labels")
+    if not has_labels(targets): raise ValueError(f"{data} has no {task.name} labels (absent, or all 'ignore')")
     options = {**task.evaluation_inputs(targets, len(samples)), "score_threshold": None}
     preds = []
     for start in range(0, len(samples), batch_size):
@@ -259,6 +346,20 @@ def _experiment_run(job: dict) -> dict:
                 per_class={k: v for k, v in metrics.items() if isinstance(v, list)},
                 train_seconds=log["seconds"], threads=log["threads"], samples=log["samples"])
 
+def _check_sources(task: Task, jobs, test):
+    "Every source of the runs to do, and the test source, read once: each must exist, hold its N and carry `task`'s labels."
+    space = None
+    for spec in dict.fromkeys(x for j in jobs for x in [*j.get("data", []), *j.get("mosaic_data", [])]):
+        samples = read_source(spec)
+        space = space or label_space(samples)
+        size = samples[0].size[0]
+        if not _pool(task, [(spec, samples)], label_space(samples), size)[0]:
+            raise ValueError(f"{spec} has no {task.name} labels (absent, or all 'ignore'): give data labelled for {task.name}")
+    if isinstance(test, str):
+        samples = read_source(test)
+        if not has_labels(task.targets(samples, space.classes, samples[0].size, space)):
+            raise ValueError(f"the test source {test} has no {task.name} labels: give a labelled test source")
+
 def run_experiment(task, arms: dict, out, seeds=(0, 1, 2), steps: int = 2500, test="shapeworld/test:200",
                    results=None, tag: str = "", workers: int | None = None, threads: int = 1, batch_size: int = 16,
                    lr: float = 2e-3, progress: bool = True, **train_kw) -> list[dict]:
@@ -267,7 +368,7 @@ def run_experiment(task, arms: dict, out, seeds=(0, 1, 2), steps: int = 2500, te
     result rows appended to `results` (default `out`/results.jsonl) as they finish. The bar counts training steps and
     names the runs in progress."""
     task = get_task(task) if isinstance(task, str) else task
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
     results = Path(results) if results else out / "results.jsonl"
     key = lambda r: (r["tag"], r["task"], r["arm"], r["seed"], r["steps"])
     done = {key(r): r for r in (read_jsonl(results) if results.exists() else []) if "arm" in r}   # runs, not other rows
@@ -282,6 +383,8 @@ def run_experiment(task, arms: dict, out, seeds=(0, 1, 2), steps: int = 2500, te
     rows = [r for r in done.values() if r["tag"] == tag and r["task"] == task.name and r["arm"] in arms
             and r["seed"] in seeds and r["steps"] == steps]
     if not jobs: return rows
+    _check_sources(task, jobs, test)                         # before any run: a bad source fails now, not after hours
+    out.mkdir(parents=True, exist_ok=True)
     name = f"{task.name} experiment{' ' + tag if tag else ''}"
     bar = tqdm(total=len(jobs) * steps, desc=name, unit="step", disable=not progress)
     at, finished = {}, []                         # (arm, seed): its last step; the rows of this call

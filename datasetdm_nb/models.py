@@ -431,12 +431,17 @@ def train_model(out, resume: bool = False, init: str | None = None, text_encoder
 
 # %% ../nbs/01_models.ipynb #e20cc706
 def export_pipeline(run, out, ema: bool = True, fp16: bool = True) -> Path:
-    "Write run folder `run`'s model (EMA weights by default) as a diffusers `StableDiffusionPipeline` folder `out`."
+    """Write run folder `run`'s model (EMA weights by default) as a diffusers `StableDiffusionPipeline` folder `out`,
+    published whole: written to a sibling folder, `training.json` last, then renamed to `out` (an interrupted export
+    leaves `out` as it was). An existing `out` must be a pipeline folder (it is replaced), or empty."""
     from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel
-    run, out = Path(run), Path(out)
+    run, given, out = Path(run), Path(out), Path(out).resolve()   # a symlinked folder: its target is replaced
     ckpt = run / "checkpoint"
     if not (ckpt / "state.json").exists(): raise FileNotFoundError(f"no checkpoint in {run}; train it with train_model first")
+    recover_folder(out, "training.json")
+    if out.is_dir() and any(out.iterdir()) and not (out / "model_index.json").exists():
+        raise ValueError(f"{out} holds files that are not a pipeline's: export to a new or empty folder (it is replaced whole)")
     prefix = "ema_" if ema else ""
     pipe = StableDiffusionPipeline(
         vae=AutoencoderKL.from_pretrained(run / "vae"), tokenizer=shipped_tokenizer(),
@@ -445,16 +450,18 @@ def export_pipeline(run, out, ema: bool = True, fp16: bool = True) -> Path:
         scheduler=DPMSolverMultistepScheduler(**SCHEDULE), safety_checker=None, feature_extractor=None,
         requires_safety_checker=False)
     if fp16: pipe.to(torch.float16)
-    pipe.save_pretrained(out, safe_serialization=True)
-    text_config_file = out / "text_encoder" / "config.json"   # transformers loads it in fp32, as diffusers the UNet and VAE
-    text_config_file.write_text(json.dumps(json.loads(text_config_file.read_text()) | {"dtype": "float32"}, indent=2,
-                                           sort_keys=True) + "\n")
-    if (run / "log.jsonl").exists(): shutil.copy(run / "log.jsonl", out / "training_log.jsonl")   # none before log_every steps
     info = json.loads((ckpt / "state.json").read_text()) | json.loads((run / "settings.json").read_text())
     if (run / "vae_decoder" / "state.json").exists():   # stage 1b
         info["vae_decoder_steps"] = json.loads((run / "vae_decoder" / "state.json").read_text())["step"]
-    (out / "training.json").write_text(json.dumps(info, indent=1))
-    return out
+    def write(tmp):
+        pipe.save_pretrained(tmp, safe_serialization=True)
+        text_config_file = tmp / "text_encoder" / "config.json"   # transformers loads it in fp32, as diffusers the UNet and VAE
+        text_config_file.write_text(json.dumps(json.loads(text_config_file.read_text()) | {"dtype": "float32"}, indent=2,
+                                               sort_keys=True) + "\n")
+        if (run / "log.jsonl").exists(): shutil.copy(run / "log.jsonl", tmp / "training_log.jsonl")   # none before log_every steps
+        (tmp / "training.json").write_text(json.dumps(info, indent=1))   # last: marks the copy complete
+    replace_folder(out, write, last_file="training.json")
+    return given
 
 # %% ../nbs/01_models.ipynb #771a9d95
 PAIRS = tuple((c, k) for k in CLASSES[1:] for c in COLORS)   # the 30 (colour, class) pairs

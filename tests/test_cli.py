@@ -253,3 +253,87 @@ def test_label_skips_a_bad_file_and_refuses_to_mix_runs(cli, tmp_path):
     before = _snapshot(tmp_path / "labelled")
     assert "made with other settings" in one_line_error(cli("label", "photo.png", "photo.png", "--out", "labelled"))
     assert _snapshot(tmp_path / "labelled") == before
+
+
+@pytest.fixture(scope="module")
+def training_inputs(tmp_path_factory):
+    "What a user hands the training commands by mistake, made once: data of the wrong kind, finished and damaged runs."
+    import shutil
+    from dataclasses import replace
+    import numpy as np
+    from datasetdm_nb.dataset_io import VOC_CLASSES, write_dataset, write_voc
+    from datasetdm_nb.decoder import default_decoder_path
+    from datasetdm_nb.downstream import train_downstream
+    from datasetdm_nb.shapeworld import shapeworld
+    root = tmp_path_factory.mktemp("training_inputs")
+    scenes = shapeworld("train", 4)
+    write_dataset(scenes, root / "four")
+    write_dataset([replace(s, semantic=np.full_like(s.semantic, 255)) for s in scenes], root / "ignored")
+    write_voc(scenes, root / "voc_names", classes=VOC_CLASSES)       # ShapeWorld's ids under VOC's names; no depth
+    (root / "empty").mkdir(); (root / "not_a_checkpoint").mkdir()
+    train_downstream("semantic", "shapeworld:4", root / "run", steps=2, batch_size=2, progress=False)
+    for name in ("corrupt_run", "run_without_model"): shutil.copytree(root / "run", root / name)
+    (root / "corrupt_run" / "training.json").write_text("{")
+    shutil.rmtree(root / "run_without_model" / "model")
+    shutil.copytree(default_decoder_path(), root / "decoder")
+    return root
+
+
+_TD = ["train-downstream", "--out", "o", "--steps", "2"]
+_EXP = ["experiment", "--out", "o", "--steps", "2", "--seeds", "1", "--real", "shapeworld:2", "--n", "2"]
+TRAINING_MISTAKES = [   # (what the user tried, the command ({root}: the inputs above), what the one line must say)
+    ("data folder missing", [*_TD, "--data", "nowhere:4"], "no dataset folder at nowhere"),
+    ("data folder empty", [*_TD, "--data", "{root}/empty"], "no known dataset layout in"),
+    ("a source of zero samples", [*_TD, "--data", "shapeworld:0"], "shapeworld:0: a source needs at least 1 sample"),
+    ("ShapeWorld without a count", [*_TD, "--data", "shapeworld"], "say how many ShapeWorld scenes"),
+    ("ShapeWorld beyond its split", [*_TD, "--data", "shapeworld:5@999999"], "outside split"),
+    ("more samples than the folder holds", [*_TD, "--data", "{root}/four:10"], "holds 4 samples, fewer than the 10 asked for"),
+    ("labels all 'ignore'", [*_TD, "--data", "{root}/ignored"], "has semantic labels (absent, or all 'ignore')"),
+    ("a task the data has no labels for", [*_TD, "--task", "depth", "--data", "{root}/voc_names"], "has depth labels"),
+    ("a size the model cannot take", [*_TD, "--task", "depth", "--data", "shapeworld:2", "--size", "240"],
+     "cannot train on 240 x 240 images: use --size 224 or 256"),
+    ("pretrained folder missing", [*_TD, "--data", "shapeworld:2", "--pretrained", "./no/checkpoint"],
+     "argument --pretrained: no checkpoint folder ./no/checkpoint"),
+    ("pretrained folder of no checkpoint", [*_TD, "--data", "shapeworld:2", "--pretrained", "{root}/not_a_checkpoint"],
+     "is not a checkpoint folder (it has no config.json)"),
+    ("pretrained hub id without a hub", [*_TD, "--data", "shapeworld:2", "--pretrained", "nvidia/mit-b0"],
+     "cannot load the pretrained checkpoint 'nvidia/mit-b0'"),
+    ("a finished run with other settings", ["train-downstream", "--out", "{root}/run", "--data", "shapeworld:4", "--steps", "3",
+                                            "--train-batch-size", "2"], "holds a finished run with other settings (steps: 2 -> 3)"),
+    ("run folder missing", ["evaluate-downstream", "nowhere"], "no run folder nowhere"),
+    ("run with a corrupt training.json", ["evaluate-downstream", "{root}/corrupt_run"], "corrupt_run/training.json is not readable JSON"),
+    ("run folder without its model", ["evaluate-downstream", "{root}/run_without_model"], "run_without_model has no model/"),
+    ("test data of another label space", ["evaluate-downstream", "{root}/run", "--data", "{root}/voc_names"],
+     "none of which the run was trained on"),
+    ("synthetic folder missing", [*_EXP, "--synthetic", "nowhere"], "argument --synthetic: no dataset folder nowhere"),
+    ("synthetic folder empty", [*_EXP, "--synthetic", "{root}/empty"], "no known dataset layout in"),
+    ("N beyond the synthetic folder", [*_EXP[:-1], "10", "--synthetic", "{root}/four"], "holds 4 samples, fewer than the 10"),
+    ("synthetic labels all 'ignore'", [*_EXP, "--synthetic", "{root}/ignored"], "ignored:2 has no semantic labels"),
+    ("test source without the task's labels", [*_EXP, "--task", "depth", "--synthetic", "{root}/four", "--test", "{root}/voc_names"],
+     "the test source {root}/voc_names has no depth labels"),
+    ("decoder data with labels all 'ignore'", ["train-decoder", "--out", "o", "--data", "{root}/ignored", "--n", "2", "--val-n", "0"],
+     "have no semantic labels (absent, or all 'ignore')"),
+    ("decoder data too small", ["train-decoder", "--out", "o", "--data", "{root}/four", "--n", "10"], "holds 4 samples, fewer than n=10"),
+    ("a decoder that has the head", ["train-decoder", "--out", "{root}/decoder", "--n", "2", "--val-n", "0"],
+     "already has a semantic head: pass --finetune"),
+]
+
+
+@pytest.mark.parametrize("argv, says", [c[1:] for c in TRAINING_MISTAKES], ids=[c[0] for c in TRAINING_MISTAKES])
+def test_training_mistakes_give_one_line_and_write_nothing(cli, tmp_path, training_inputs, monkeypatch, argv, says):
+    """The training and downstream commands check everything before they create a folder: each mistake ends in one
+    line naming the argument or file (exit status 2, no traceback), and nothing is made or changed."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")           # no hub here: say so at once, not after its retries
+    root = training_inputs
+    before = _snapshot(root), _snapshot(tmp_path)
+    assert says.format(root=root) in one_line_error(cli(*[a.format(root=root) for a in argv]))
+    assert (_snapshot(root), _snapshot(tmp_path)) == before
+
+
+def test_non_finite_loss_stops_training(cli, tmp_path):
+    "A loss that is not finite stops the run with one line naming the step and the samples, exit 2; no model is published."
+    proc = cli("train-downstream", "--out", "o", "--data", "shapeworld:4", "--steps", 5, "--train-batch-size", 2, "--lr", "1e30")
+    line = proc.stderr.strip().splitlines()[-1]         # after the progress bar, which it clears
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and line.startswith("datasetdm: error: "), proc.stderr
+    assert "loss is not finite" in line and "at step 2 of 5" in line and "shapeworld:4 #" in line
+    assert not (tmp_path / "o" / "model").exists() and not (tmp_path / "o" / "training.json").exists()
