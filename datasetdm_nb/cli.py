@@ -156,7 +156,7 @@ def _pretrained(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text} is not a checkpoint folder (it has no config.json)")
     if not path.is_dir() and (path.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1):
         raise argparse.ArgumentTypeError(f"no checkpoint folder {text}, and not a hub id (ORG/NAME)")
-    return text
+    return str(path) if path.is_dir() else text
 
 def _given(**kwargs) -> dict:
     "The keyword arguments that were given (not None), so that a function's own default applies to the others."
@@ -423,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "text-to-image diffusion model.")
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
     for name, (add, help, shared) in COMMANDS.items():
-        side = _THREADS in shared                    # a training command: how to run several at once
+        side = _THREADS in shared and name != "experiment"   # a training command: how to run several at once (the
+                                                             # experiment does it itself: --workers)
         p = sub.add_parser(name, help=help, description=help, parents=[*shared, _VERBOSE], epilog=SIDE_BY_SIDE if side else None,
                            formatter_class=argparse.RawDescriptionHelpFormatter if side else argparse.HelpFormatter)
         p.set_defaults(run=add(p))

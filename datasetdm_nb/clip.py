@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .dataset_io import recover_folder, replace_folder
+from .dataset_io import _atomic, _changed, read_json, recover_folder, replace_folder, write_json
 from .models import (MAX_TOKENS, _Log, _pool, _to_tensor, count_parameters, shipped_tokenizer, text_config,
                                  training_process_state)
 from .shapeworld import _PHRASE, CLASSES, COLORS
@@ -92,15 +92,23 @@ def train_clip(out, arch: str = "shapeworld", n: int = 30_000, steps: int = 3000
                max_minutes: float | None = None, checkpoint_minutes: float = 5.0, log_every: int = 50,
                threads: int | None = 1, workers: int = 1, progress: bool = True) -> Path:
     """Train the ShapeWorld CLIP in run folder `out` on the first `n` pool scenes (images and captions, no labels),
-    continuing from its checkpoint if it has one. Each step: `batch_size` pairs, about half mirrored, and
-    `negatives` hard-negative captions; a warm-up, then a cosine decay of the learning rate over `steps`."""
+    continuing from its checkpoint if it has one (with the same settings; `steps` may grow). Each step: `batch_size` pairs, about half
+    mirrored, and `negatives` hard-negative captions; a warm-up, then a cosine decay of the learning rate over
+    `steps`. SIGTERM or Ctrl-C: a checkpoint, then KeyboardInterrupt; `max_minutes` ends a sitting normally."""
     from transformers import CLIPModel
+    if arch not in CLIP_ARCHITECTURES: raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(CLIP_ARCHITECTURES)}")
+    settings = dict(arch=arch, n=n, steps=steps, batch_size=batch_size, negatives=negatives, lr=lr,
+                    weight_decay=weight_decay, seed=seed)
+    out = Path(out); ckpt = recover_folder(out / "checkpoint", "state.json")
+    if (ckpt / "state.json").exists():
+        state = json.loads((ckpt / "state.json").read_text())
+        if diff := _changed(state["settings"] | {"steps": steps}, settings): raise ValueError(f"{out} holds a run with other settings ({'; '.join(diff)})")
     with training_process_state(seed, threads) as stop:
-        out = Path(out); ckpt = recover_folder(out / "checkpoint", "state.json"); out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
         if not (out / "pool.npy").exists():
             images, captions = _pool(n, workers=workers)
-            (out / "captions.json").write_text(json.dumps(captions)); np.save(out / "pool.npy", images)
-        images, captions = np.load(out / "pool.npy", mmap_mode="r"), json.loads((out / "captions.json").read_text())
+            write_json(out / "captions.json", captions); _atomic(out / "pool.npy", lambda t: np.save(open(t, "wb"), images))
+        images, captions = np.load(out / "pool.npy", mmap_mode="r"), read_json(out / "captions.json")
         tok = shipped_tokenizer()
         if ckpt.exists():
             model = CLIPModel.from_pretrained(ckpt / "clip"); state = json.loads((ckpt / "state.json").read_text())
@@ -113,7 +121,7 @@ def train_clip(out, arch: str = "shapeworld", n: int = 30_000, steps: int = 3000
         rng = np.random.default_rng([seed, step])   # a fresh, reproducible data order per sitting
         def write(tmp):
             model.save_pretrained(tmp / "clip"); torch.save(opt.state_dict(), tmp / "optimizer.pt")
-            (tmp / "state.json").write_text(json.dumps(dict(step=step, elapsed=log.wall(), arch=arch, n=n, seed=seed)))
+            (tmp / "state.json").write_text(json.dumps(dict(step=step, elapsed=log.wall(), settings=settings)))
         model.train(); last_save, running = time.time(), []
         for _ in tqdm(range(step, steps), desc="CLIP", disable=not progress):
             if stop.requested or (max_minutes is not None and time.time() - t0 > 60 * max_minutes): break
@@ -130,6 +138,8 @@ def train_clip(out, arch: str = "shapeworld", n: int = 30_000, steps: int = 3000
             if step % log_every == 0: log.write(stage="clip", step=step, loss=float(np.mean(running))); running = []
             if time.time() - last_save > 60 * checkpoint_minutes: replace_folder(ckpt, write, "state.json"); last_save = time.time()
         replace_folder(ckpt, write, "state.json")
+        if stop.requested and step < steps:
+            raise KeyboardInterrupt(f"stopped at step {step} of {steps}: run the same command again to continue")
         return out
 
 # %% ../nbs/01a_clip.ipynb #a153dd6a
@@ -155,14 +165,17 @@ def load_clip(path: str = "shapeworld"):
 def export_clip(run, out, fp16: bool = True) -> Path:
     "Write run folder `run`'s CLIP to `out` and its text tower to `out`/text_encoder (fp16 by default: load them in fp32)."
     from transformers import CLIPModel
-    run, out = Path(run), Path(out)
+    run, out = Path(run), Path(out).resolve()   # a symlinked folder: its target is replaced
     if not (run / "checkpoint" / "state.json").exists(): raise FileNotFoundError(f"no checkpoint in {run}; train it with train_clip first")
+    recover_folder(out, "training.json")
+    if out.is_dir() and any(out.iterdir()) and not (out / "training.json").exists():
+        raise ValueError(f"{out} holds files that are not an exported CLIP's: export to a new or empty folder (it is replaced whole)")
     clip = CLIPModel.from_pretrained(run / "checkpoint" / "clip").eval()
     if fp16: clip = clip.half()
     def write(tmp):
         clip.save_pretrained(tmp); text_tower(clip).save_pretrained(tmp / "text_encoder")
-        info = json.loads((run / "checkpoint" / "state.json").read_text())
-        (tmp / "training.json").write_text(json.dumps(info, indent=1))
+        state = json.loads((run / "checkpoint" / "state.json").read_text())
+        (tmp / "training.json").write_text(json.dumps({k: v for k, v in state.items() if k != "settings"} | state.get("settings", {}), indent=1))
     return replace_folder(out, write, "training.json")
 
 # %% ../nbs/01a_clip.ipynb #d406c8ed

@@ -51,20 +51,29 @@ def _jsonable(x):
     return x
 
 def replace_folder(folder, write, last_file: str) -> Path:
-    """Replace `folder` by what `write(tmp)` writes into a sibling `.tmp` folder, `last_file` last: a process killed at
-    any moment leaves a complete copy, the old one or the new one (see `recover_folder`)."""
-    folder = Path(folder); tmp = folder.with_name(folder.name + ".tmp")
+    """Replace `folder` by what `write(tmp)` writes into a sibling `.tmp` folder, `last_file` last: the old copy is
+    renamed aside (`.old`), the new one renamed into place, then the old one removed. A process killed at any moment
+    leaves a complete copy, the old one or the new one, that `recover_folder` puts in place."""
+    folder = recover_folder(folder, last_file); tmp, old = _siblings(folder)
     if tmp.exists(): shutil.rmtree(tmp)
     write(tmp)
     if not (tmp / last_file).exists(): raise ValueError(f"the new {folder.name} lacks {last_file}: not replaced")
-    if folder.exists(): shutil.rmtree(folder)
+    if folder.exists(): folder.rename(old)
     tmp.rename(folder)
+    if old.exists(): shutil.rmtree(old)
     return folder
 
+def _siblings(folder: Path) -> tuple[Path, Path]:
+    return folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+
 def recover_folder(folder, last_file: str) -> Path:
-    "Put a complete new copy in place if a process was killed between `replace_folder`'s last two steps; returns `folder`."
-    folder = Path(folder); tmp = folder.with_name(folder.name + ".tmp")
-    if not folder.exists() and (tmp / last_file).exists(): tmp.rename(folder)
+    """After a process was killed inside `replace_folder`: put the complete copy in place (the new one if it was
+    finished, else the old one) and remove what is left of the old one; returns `folder`."""
+    folder = Path(folder); tmp, old = _siblings(folder)
+    if not folder.exists():
+        if (tmp / last_file).exists(): tmp.rename(folder)
+        elif old.exists(): old.rename(folder)
+    if folder.exists() and old.exists(): shutil.rmtree(old)
     return folder
 
 def write_json(path, obj, indent=None):

@@ -242,7 +242,8 @@ def train_decoder(task="semantic", data="shapeworld", n: int = 100, epochs: int 
     settings = dict(tasks=[t.name for t in tasks], data=str(data), n=n, epochs=epochs, batch_size=batch_size, lr=lr,
                     timestep=timestep, method=method, width=width, upsample_layers=upsample_layers,
                     attention=list(attention or []), vae_features=None if vae_features is None else [int(h) for h in vae_features],
-                    resolutions=None if resolutions is None else list(resolutions), layers=layers, finetune=finetune,
+                    resolutions=None if resolutions is None else list(resolutions),
+                    layers=None if layers is None else list(layers), finetune=finetune,
                     augment=augment, seed=seed, base=model_fingerprint(decoder) if decoder is not None else None)
     ckpt = recover_folder(out / "checkpoint", "progress.json") if out is not None else None
     state = read_json(ckpt / "progress.json") if ckpt is not None and (ckpt / "progress.json").exists() else None

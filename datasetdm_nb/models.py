@@ -291,6 +291,7 @@ def train_vae_decoder(run, steps: int = 6000, batch_size: int = 16, lr: float = 
         save()
         if step >= steps:   # done: the sharper decoder becomes the run's VAE
             vae.eval(); replace_folder(run / "vae", vae.save_pretrained, "diffusion_pytorch_model.safetensors")
+        elif stop.requested: raise KeyboardInterrupt(f"stopped at step {step} of {steps} with a checkpoint: run again to continue")
         return run
 
 # %% ../nbs/01_models.ipynb #d76214af
@@ -331,7 +332,8 @@ def train_model(out, resume: bool = False, init: str | None = None, text_encoder
     `init` (a pipeline folder, or 'shapeworld') starts a run from exported weights: its VAE, UNet, text encoder,
     step count and loss log, with a fresh optimiser. `text_encoder` (a `CLIPTextModel` folder, e.g. the ShapeWorld
     CLIP's text tower) conditions the UNet on a pretrained text encoder kept frozen, as Stable Diffusion does (a copy
-    goes into the run folder, so a resumed run needs it no more); without it the text encoder trains with the UNet."""
+    goes into the run folder, so a resumed run needs it no more); without it the text encoder trains with the UNet.
+    SIGTERM or Ctrl-C: a checkpoint, then KeyboardInterrupt; `max_minutes` ends a sitting normally."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel
     with training_process_state(threads=threads) as stop:   # 1 thread: on shared cores, 2 ran 3-4x slower, not faster
@@ -345,8 +347,9 @@ def train_model(out, resume: bool = False, init: str | None = None, text_encoder
             raise ValueError(f"the run in {out} trains its own text encoder: a frozen one can only start a new run")
         out.mkdir(parents=True, exist_ok=True)
         if text_encoder is not None and not (out / "frozen_text_encoder").exists():
-            CLIPTextModel.from_pretrained(text_encoder).float().save_pretrained(out / "frozen_text_encoder")
-        frozen = (out / "frozen_text_encoder").exists()
+            replace_folder(out / "frozen_text_encoder", CLIPTextModel.from_pretrained(text_encoder).float().save_pretrained,
+                           "model.safetensors")
+        frozen = recover_folder(out / "frozen_text_encoder", "model.safetensors").exists()
         settings = dict(arch=arch, n=n, vae_steps=vae_steps, vae_batch_size=vae_batch_size, batch_size=batch_size, lr=lr, caption_dropout=caption_dropout,
                         ema_decay=ema_decay, seed=seed)
         if (out / "settings.json").exists(): settings = json.loads((out / "settings.json").read_text())
@@ -427,6 +430,8 @@ def train_model(out, resume: bool = False, init: str | None = None, text_encoder
             if step % log_every == 0: log.write(stage="unet", step=step, loss=float(np.mean(running)), lr=lr); running = []
             if time.time() - last_save > 60 * checkpoint_minutes: save(); last_save = time.time()
         save(); bar.close()
+        if stop.requested and step < steps:
+            raise KeyboardInterrupt(f"stopped at step {step} of {steps} with a checkpoint: resume to continue")
         return out
 
 # %% ../nbs/01_models.ipynb #e20cc706

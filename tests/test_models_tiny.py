@@ -68,12 +68,13 @@ def test_train_from_exported_weights(tmp_path):
 
 
 def test_sigterm_stops_training_with_a_checkpoint(tmp_path):
-    "SIGTERM in the UNet stage: the run saves a checkpoint and exits 0; `resume` goes on from that step."
+    "SIGTERM in the UNet stage: the run saves a checkpoint and raises KeyboardInterrupt; `resume` goes on from that step."
     import os, signal, subprocess, sys, time
     run = tmp_path / "run"
-    script = ("from datasetdm_nb.models import train_model\n"
-              f"train_model({str(run)!r}, arch='tiny', n=32, vae_steps=2, vae_batch_size=4, steps=10**6, batch_size=2, "
-              "log_every=1, checkpoint_minutes=10**6, workers=1, progress=False)")
+    script = ("import sys\nfrom datasetdm_nb.models import train_model\ntry:\n"
+              f"    train_model({str(run)!r}, arch='tiny', n=32, vae_steps=2, vae_batch_size=4, steps=10**6, batch_size=2, "
+              "log_every=1, checkpoint_minutes=10**6, workers=1, progress=False)\n"
+              "except KeyboardInterrupt as e: print(e, file=sys.stderr); sys.exit(130)")
     proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
@@ -82,7 +83,7 @@ def test_sigterm_stops_training_with_a_checkpoint(tmp_path):
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130 and "with a checkpoint" in err, err
     step = json.loads((run / "checkpoint" / "state.json").read_text())["step"]
     assert 1 <= step < 10**6
     train_model(run, resume=True, steps=step + 2, batch_size=2, log_every=1, progress=False)
