@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import socket
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -32,10 +33,12 @@ __all__ = ['VOC_CLASSES', 'CITYSCAPES_CLASSES', 'COCO_CLASSES', 'NYU40_CLASSES',
            'run_workers']
 
 # %% ../nbs/00a_dataset_io.ipynb #8f069237
+_HOST = re.sub(r"[^\w]", "_", socket.gethostname())   # a folder shared by machines: each reaps only its own leftovers
+
 def _atomic(path: Path, write) -> None:
     "Call `write(tmp)` on a hidden temporary file next to `path`, then rename it to `path`."
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp{_HOST}-{os.getpid()}")
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -180,8 +183,10 @@ def _now(): return datetime.now(timezone.utc).isoformat(timespec="seconds")
 _NUMBERED = re.compile(r"^(\d+)\.(png|json)$")
 
 def _stale(tmp: Path) -> bool:
-    "Whether the temporary file `tmp` (named `.NAME.tmpPID` by `_atomic`) was left by a process that is no longer running."
-    pid = tmp.name.rpartition(".tmp")[2]
+    """Whether the temporary file `tmp` (named `.NAME.tmpHOST-PID` by `_atomic`) was left by a process of this machine
+    that is no longer running (another machine's are never judged here: its processes cannot be seen)."""
+    host, _, pid = tmp.name.rpartition(".tmp")[2].rpartition("-")
+    if host != _HOST: return False
     if not pid.isdigit(): return True
     try: os.kill(int(pid), 0)
     except ProcessLookupError: return True
