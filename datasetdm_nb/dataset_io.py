@@ -26,11 +26,11 @@ from .shapeworld import CLASSES, KEYPOINT_NAMES, PALETTE, SKELETON, shapeworld
 
 # %% auto #0
 __all__ = ['VOC_CLASSES', 'CITYSCAPES_CLASSES', 'COCO_CLASSES', 'NYU40_CLASSES', 'DEEPFASHION_CLASSES', 'DISPLAY_NAMES',
-           'CITYSCAPES_TRAIN_IDS', 'LAYOUTS', 'replace_folder', 'recover_folder', 'write_json', 'write_jsonl',
-           'read_json', 'read_jsonl', 'depth_to_uint16', 'read_rgb', 'instance_to_coco', 'decode_segmentation',
-           'instance_from_coco', 'library_versions', 'DatasetWriter', 'write_dataset', 'display_name', 'LazySamples',
-           'detect_layout', 'load_dataset', 'write_voc', 'write_coco', 'export_shapeworld', 'cores', 'report_progress',
-           'run_workers']
+           'CITYSCAPES_TRAIN_IDS', 'LAYOUTS', 'replace_folder', 'recover_folder', 'write_json', 'forget_origin',
+           'write_jsonl', 'read_json', 'read_jsonl', 'depth_to_uint16', 'read_rgb', 'instance_to_coco',
+           'decode_segmentation', 'instance_from_coco', 'library_versions', 'DatasetWriter', 'write_dataset',
+           'display_name', 'LazySamples', 'detect_layout', 'load_dataset', 'write_voc', 'write_coco',
+           'export_shapeworld', 'cores', 'report_progress', 'run_workers']
 
 # %% ../nbs/00a_dataset_io.ipynb #8f069237
 _HOST = re.sub(r"[^\w]", "_", socket.gethostname())   # a folder shared by machines: each reaps only its own leftovers
@@ -82,6 +82,13 @@ def recover_folder(folder, last_file: str) -> Path:
 def write_json(path, obj, indent=None):
     "Write `obj` as JSON to `path` atomically (a reader sees the old file or the new one, never half of one)."
     _atomic(path, lambda t: t.write_text(json.dumps(_jsonable(obj), indent=indent)))
+
+def forget_origin(folder) -> Path:
+    "Remove `_name_or_path` (the folder a model was loaded from, a path of the machine that saved it) from every config.json under `folder`."
+    for f in Path(folder).rglob("config.json"):
+        config = json.loads(f.read_text())
+        if config.pop("_name_or_path", None) is not None: f.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return Path(folder)
 
 def write_jsonl(path, rows):
     "Write `rows` as JSON lines to `path` atomically."

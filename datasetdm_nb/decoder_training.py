@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .attention import (FeatureBundle, default_vae_features, model_fingerprint, unet_feature_channels,
                                     vae_feature_channels)
-from .dataset_io import (DatasetWriter, _changed, cores, display_name, load_dataset, read_json, read_rgb,
+from .dataset_io import (DatasetWriter, _changed, cores, forget_origin, display_name, load_dataset, read_json, read_rgb,
                                      recover_folder, replace_folder, report_progress, run_workers, write_json)
 from .decoder import (PerceptionDecoder, check_pipeline, class_text_embeddings, decoder_features, load_decoder,
                                   predict, to_sample)
@@ -201,7 +201,7 @@ def _publish(out: Path, decoder, log: dict):
     out = out.resolve()
     logs = read_json(out / "training_log.json") if (out / "training_log.json").exists() else []
     def write(tmp):
-        decoder.save_pretrained(str(tmp))
+        decoder.save_pretrained(str(tmp)); forget_origin(tmp)   # no path of this machine in its config
         for p in out.iterdir() if out.is_dir() else ():
             if p.name not in _DECODER_FILES: (shutil.copytree if p.is_dir() else shutil.copy2)(p, tmp / p.name)
         write_json(tmp / "training_log.json", logs + [log], indent=1)

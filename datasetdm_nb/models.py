@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 # diffusers and transformers are imported where they are used: importing them takes seconds
-from .dataset_io import recover_folder, replace_folder
+from .dataset_io import forget_origin, recover_folder, replace_folder
 from .shapeworld import CLASSES, COLORS, SIZES, caption_objects, shapeworld
 
 # %% auto #0
@@ -459,7 +459,7 @@ def export_pipeline(run, out, ema: bool = True, fp16: bool = True) -> Path:
     if (run / "vae_decoder" / "state.json").exists():   # stage 1b
         info["vae_decoder_steps"] = json.loads((run / "vae_decoder" / "state.json").read_text())["step"]
     def write(tmp):
-        pipe.save_pretrained(tmp, safe_serialization=True)
+        pipe.save_pretrained(tmp, safe_serialization=True); forget_origin(tmp)   # no path of this machine ships
         text_config_file = tmp / "text_encoder" / "config.json"   # transformers loads it in fp32, as diffusers the UNet and VAE
         text_config_file.write_text(json.dumps(json.loads(text_config_file.read_text()) | {"dtype": "float32"}, indent=2,
                                                sort_keys=True) + "\n")
