@@ -78,27 +78,41 @@ def clip_embeddings(model, pixels=None, input_ids=None):
     txt = None if input_ids is None else F.normalize(_features(model.get_text_features(input_ids=input_ids)), dim=-1)
     return img, txt
 
-def clip_loss(model, pixels, input_ids, negative_ids=None) -> torch.Tensor:
-    "CLIP's symmetric contrastive loss; `negative_ids`: extra captions that match no image (on the image side only)."
+def clip_loss(model, pixels, input_ids, negative_ids=None, token_weight: float = 0.0, special_ids=()) -> torch.Tensor:
+    """CLIP's symmetric contrastive loss; `negative_ids`: extra captions that match no image (on the image side only).
+    `token_weight` adds FILIP's fine-grained term (Yao et al. 2021): a caption and an image also match by how well each
+    of its words (tokens not in `special_ids`) finds its best patch, which asks every word's own state to be about
+    something in the image."""
     ids = input_ids if negative_ids is None else torch.cat([input_ids, negative_ids])
-    img, txt = clip_embeddings(model, pixels, ids)
-    logits = model.logit_scale.exp().clamp(max=100) * img @ txt.T
-    target = torch.arange(len(img))
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, :len(img)].T, target)) / 2
+    vision, text = model.vision_model(pixel_values=pixels), model.text_model(input_ids=ids)
+    img = F.normalize(model.visual_projection(vision.pooler_output), dim=-1)
+    txt = F.normalize(model.text_projection(text.pooler_output), dim=-1)
+    scale, n = model.logit_scale.exp().clamp(max=100), len(img)
+    logits, target = scale * img @ txt.T, torch.arange(n)
+    loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, :n].T, target)) / 2
+    if token_weight:
+        patches = F.normalize(model.visual_projection(model.vision_model.post_layernorm(vision.last_hidden_state[:, 1:])), dim=-1)
+        words = F.normalize(model.text_projection(text.last_hidden_state[:n]), dim=-1)
+        real = (~torch.isin(input_ids, torch.as_tensor(list(special_ids), dtype=input_ids.dtype))).float()
+        best = torch.einsum("itd,jpd->ijtp", words, patches).amax(-1)             # caption i, image j: each word's best patch
+        fine = scale * (best * real[:, None]).sum(-1) / real.sum(-1, keepdim=True).clamp_min(1)
+        loss = loss + token_weight * (F.cross_entropy(fine, target) + F.cross_entropy(fine.T, target)) / 2
+    return loss
 
 # %% ../nbs/01a_clip.ipynb #10b44b9b
 def train_clip(out, arch: str = "shapeworld", n: int = 30_000, steps: int = 3000, batch_size: int = 128,
-               negatives: int = 32, lr: float = 5e-4, weight_decay: float = 0.1, seed: int = 0,
+               negatives: int = 32, lr: float = 5e-4, weight_decay: float = 0.1, token_weight: float = 0.0, seed: int = 0,
                max_minutes: float | None = None, checkpoint_minutes: float = 5.0, log_every: int = 50,
                threads: int | None = 1, workers: int = 1, progress: bool = True) -> Path:
     """Train the ShapeWorld CLIP in run folder `out` on the first `n` pool scenes (images and captions, no labels),
     continuing from its checkpoint if it has one (with the same settings; `steps` may grow). Each step: `batch_size` pairs, about half
     mirrored, and `negatives` hard-negative captions; a warm-up, then a cosine decay of the learning rate over
-    `steps`. SIGTERM or Ctrl-C: a checkpoint, then KeyboardInterrupt; `max_minutes` ends a sitting normally."""
+    `steps`; `token_weight`: see `clip_loss`. SIGTERM or Ctrl-C: a checkpoint, then KeyboardInterrupt; `max_minutes`
+    ends a sitting normally."""
     from transformers import CLIPModel
     if arch not in CLIP_ARCHITECTURES: raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(CLIP_ARCHITECTURES)}")
     settings = dict(arch=arch, n=n, steps=steps, batch_size=batch_size, negatives=negatives, lr=lr,
-                    weight_decay=weight_decay, seed=seed)
+                    weight_decay=weight_decay, seed=seed) | ({"token_weight": token_weight} if token_weight else {})
     out = Path(out); ckpt = recover_folder(out / "checkpoint", "state.json")
     if (ckpt / "state.json").exists():
         state = json.loads((ckpt / "state.json").read_text())
@@ -131,7 +145,8 @@ def train_clip(out, arch: str = "shapeworld", n: int = 30_000, steps: int = 3000
             caps = [mirror_caption(captions[i]) if f else captions[i] for i, f in zip(idx, flip)]
             negs = [hard_negative(c, rng) for c in caps[:negatives]]
             ids = tok(caps + negs, padding="longest", truncation=True, max_length=MAX_TOKENS, return_tensors="pt").input_ids
-            loss = clip_loss(model, _to_tensor(np.ascontiguousarray(x)), ids[:batch_size], ids[batch_size:] if negs else None)
+            loss = clip_loss(model, _to_tensor(np.ascontiguousarray(x)), ids[:batch_size], ids[batch_size:] if negs else None,
+                             token_weight, tok.all_special_ids)
             for g in opt.param_groups: g["lr"] = rate(step)
             opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step()
             step += 1; running.append(loss.item())

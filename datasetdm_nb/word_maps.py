@@ -14,7 +14,7 @@ from .inversion import invert
 from .shapeworld import CLASSES, caption_objects, shapeworld
 
 # %% auto #0
-__all__ = ['THRESHOLDS', 'oracle_map', 'word_map_ious', 'class_name_cosines', 'word_map_report']
+__all__ = ['THRESHOLDS', 'oracle_map', 'word_map_ious', 'class_name_cosines', 'sink_cosines', 'word_map_report']
 
 # %% ../nbs/02b_word_maps.ipynb #16a67f7b
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
@@ -52,9 +52,22 @@ def class_name_cosines(pipe, names=CLASSES[1:]) -> np.ndarray:
     v = F.normalize(owner.T @ states / owner.sum(0)[:, None], dim=1)
     return (v @ v.T).cpu().numpy()
 
+@torch.no_grad()
+def sink_cosines(pipe, captions) -> dict:
+    """Per class: the mean cosine between the class word's text state in each caption naming it and the caption's
+    start-of-text state. Cross-attention parks on the start token where nothing is to be found (the attention sink);
+    a word whose state is the start token's is attended where its object is not."""
+    tok, te = pipe.tokenizer, pipe.text_encoder
+    enc = tok(list(captions), padding="longest", truncation=True, return_tensors="pt").input_ids
+    h = F.normalize(te(enc.to(te.device))[0].float(), dim=-1)
+    cos = (h * h[:, :1]).sum(-1)                                  # (B, T): each token against the start token
+    ids = {c: tok(c, add_special_tokens=False).input_ids for c in CLASSES[1:]}
+    return {c: round(float(cos[enc == t[0]].mean()), 4) for c, t in ids.items() if len(t) == 1 and (enc == t[0]).any()}
+
 def word_map_report(pipe, n_test: int = 200, n_tune: int = 100, timestep: int = 50) -> dict:
     """Word heat-map IoU per class on `n_test` test scenes at the threshold chosen on `n_tune` train scenes, beside the
-    oracle map's (its threshold chosen likewise) and their ratio; and the class names' text-state cosines."""
+    oracle map's (its threshold chosen likewise) and their ratio, and the class word's `sink_cosine`; and the class
+    names' text-state cosines."""
     def best(ious):   # the threshold with the best IoU over every named object
         return int(np.argmax(np.concatenate([v for v in ious.values() if len(v)]).mean(0)))
     tune = word_map_ious(pipe, shapeworld("train", n_tune, start=5000), timestep)
@@ -66,6 +79,9 @@ def word_map_report(pipe, n_test: int = 200, n_tune: int = 100, timestep: int = 
         model, oracle = float(d["model"][:, t_model].mean()), float(d["oracle"][:, t_oracle].mean())
         rows[c] = dict(n=len(d["model"]), model=round(model, 4), oracle=round(oracle, 4), ratio=round(model / max(oracle, 1e-9), 4))
     cos = class_name_cosines(pipe)
+    sink = sink_cosines(pipe, [s.caption for s in shapeworld("test", n_test)])
+    for c, v in sink.items():
+        if c in rows: rows[c]["sink_cosine"] = v
     return dict(classes=rows, threshold=THRESHOLDS[t_model], oracle_threshold=THRESHOLDS[t_oracle], n_test=n_test,
                 n_tune=n_tune, timestep=timestep, class_name_cosine_max=round(float(cos[~np.eye(len(cos), dtype=bool)].max()), 4),
                 class_name_cosines=cos.round(4).tolist())
