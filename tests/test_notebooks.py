@@ -9,9 +9,9 @@ import pytest
 NBS = Path(__file__).resolve().parents[1] / "nbs"
 BUDGET = 4_000_000           # bytes for all of nbs/: notebooks and images
 IMAGE_BUDGET = 250_000       # bytes for one stored PNG
-FIGURES = ["00_shapeworld", "00a_dataset_io", "01_models", "02_attention", "02a_widgets", "03_inversion",
+FIGURES = ["00_shapeworld", "00a_dataset_io", "01_models", "02_attention", "02a_widgets", "02b_word_maps", "03_inversion",
            "04_decoder", "04a_tasks", "04b_decoder_training", "06_synthesis", "07_downstream"]
-TEXT = ["05_prompting", "08_cli"]    # they show printed outputs: prompts, --help and runs of the command
+TEXT = ["01a_clip", "05_prompting", "08_cli"]    # printed outputs: the CLIP's tables, prompts, --help and runs
 
 
 def outputs(name):
