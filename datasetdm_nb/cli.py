@@ -199,14 +199,16 @@ def _prompts(p):
 def _train_clip(p):
     p.add_argument("--out", required=True, type=out_folder, help="run folder (checkpoint, pool images, loss log); "
                    "a folder with a checkpoint is continued")
-    p.add_argument("--steps", type=_positive(), default=3000, help="training steps in all")
+    p.add_argument("--steps", type=_positive(), default=1000, help="training steps in all")
+    p.add_argument("--token-weight", type=_number(float, low=0), default=1.0, help="weight of the word-to-patch term "
+                   "(01a_clip; 0: CLIP's end-of-text loss alone) (default: %(default)s)")
     p.add_argument("--n", type=_positive(), default=30_000, help="pool scenes to learn from")
     p.add_argument("--max-minutes", type=_positive(float), help="stop (with a checkpoint) after this long; run again to continue")
     p.add_argument("--lr", type=_positive(float), default=5e-4, help="peak learning rate")
     p.add_argument("--export", type=out_folder, help="then write the CLIP (and its text tower, text_encoder/) here")
     def run(a):
         from datasetdm_nb.clip import export_clip, train_clip
-        train_clip(a.out, steps=a.steps, n=a.n, max_minutes=a.max_minutes, lr=a.lr, seed=a.seed,
+        train_clip(a.out, steps=a.steps, n=a.n, max_minutes=a.max_minutes, lr=a.lr, token_weight=a.token_weight, seed=a.seed,
                    **_given(batch_size=a.train_batch_size))
         if a.export: print(f"CLIP written to {export_clip(a.out, a.export)}")
     return run

@@ -100,8 +100,8 @@ def clip_loss(model, pixels, input_ids, negative_ids=None, token_weight: float =
     return loss
 
 # %% ../nbs/01a_clip.ipynb #10b44b9b
-def train_clip(out, arch: str = "shapeworld", n: int = 30_000, steps: int = 3000, batch_size: int = 128,
-               negatives: int = 32, lr: float = 5e-4, weight_decay: float = 0.1, token_weight: float = 0.0, seed: int = 0,
+def train_clip(out, arch: str = "shapeworld", n: int = 30_000, steps: int = 1000, batch_size: int = 128,
+               negatives: int = 32, lr: float = 5e-4, weight_decay: float = 0.1, token_weight: float = 1.0, seed: int = 0,
                max_minutes: float | None = None, checkpoint_minutes: float = 5.0, log_every: int = 50,
                threads: int | None = 1, workers: int = 1, progress: bool = True) -> Path:
     """Train the ShapeWorld CLIP in run folder `out` on the first `n` pool scenes (images and captions, no labels),
