@@ -114,20 +114,19 @@ def train_clip(out, arch: str = "shapeworld", n: int = 30_000, steps: int = 1000
     settings = dict(arch=arch, n=n, steps=steps, batch_size=batch_size, negatives=negatives, lr=lr,
                     weight_decay=weight_decay, seed=seed) | ({"token_weight": token_weight} if token_weight else {})
     out = Path(out); ckpt = recover_folder(out / "checkpoint", "state.json")
-    if (ckpt / "state.json").exists():
-        state = json.loads((ckpt / "state.json").read_text())
-        if diff := _changed(state["settings"] | {"steps": steps}, settings): raise ValueError(f"{out} holds a run with other settings ({'; '.join(diff)})")
+    state = read_json(ckpt / "state.json") if ckpt.exists() else dict(step=0, elapsed=0.0)
+    if ckpt.exists() and (diff := _changed(state["settings"] | {"steps": steps}, settings)):
+        raise ValueError(f"{out} holds a run with other settings ({'; '.join(diff)})")
     with training_process_state(seed, threads) as stop:
         out.mkdir(parents=True, exist_ok=True)
         if not (out / "pool.npy").exists():
             images, captions = _pool(n, workers=workers)
-            write_json(out / "captions.json", captions); _atomic(out / "pool.npy", lambda t: np.save(open(t, "wb"), images))
+            def save_pool(tmp):
+                with open(tmp, "wb") as f: np.save(f, images)   # a path not ending in .npy would get one appended
+            write_json(out / "captions.json", captions); _atomic(out / "pool.npy", save_pool)
         images, captions = np.load(out / "pool.npy", mmap_mode="r"), read_json(out / "captions.json")
         tok = shipped_tokenizer()
-        if ckpt.exists():
-            model = CLIPModel.from_pretrained(ckpt / "clip"); state = json.loads((ckpt / "state.json").read_text())
-        else:
-            model = build_clip(arch, seed); state = dict(step=0, elapsed=0.0)
+        model = CLIPModel.from_pretrained(ckpt / "clip") if ckpt.exists() else build_clip(arch, seed)
         opt = torch.optim.AdamW(model.parameters(), lr, betas=(0.9, 0.98), weight_decay=weight_decay)
         if ckpt.exists(): opt.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
         rate = lambda i: lr * min(1.0, (i + 1) / 200) * (0.05 + 0.95 * (1 + math.cos(math.pi * min(i, steps) / steps)) / 2)

@@ -338,7 +338,6 @@ def experiment_arms(synthetic: str, n: int, real: str = "shapeworld:100", mosaic
 
 def _experiment_run(job: dict) -> dict:
     "One arm and seed, in a process of its own: train (or resume), evaluate, return the result row. Reports each step."
-    torch.set_num_threads(job.pop("threads"))
     test, row = job.pop("test"), job.pop("row")
     log = train_downstream(progress=False, on_step=lambda step: report_progress((row["arm"], row["seed"], step)), **job)
     with _transformers_bars(False): metrics = evaluate_downstream(job["out"], test, device=job.get("device", "cpu"))
@@ -379,7 +378,7 @@ def run_experiment(task, arms: dict, out, seeds=(0, 1, 2), steps: int = 2500, te
             if key(row) in done: continue
             folder = out / (tag or "runs") / task.name / re.sub(r"[^\w+.-]", "_", arm) / f"seed{seed}_steps{steps}"
             jobs.append(dict(task=task.name, out=str(folder), steps=steps, seed=seed, batch_size=batch_size, lr=lr,
-                             threads=threads, test=test, row=row, **spec, **train_kw))
+                             test=test, row=row, **spec, **train_kw))
     rows = [r for r in done.values() if r["tag"] == tag and r["task"] == task.name and r["arm"] in arms
             and r["seed"] in seeds and r["steps"] == steps]
     if not jobs: return rows

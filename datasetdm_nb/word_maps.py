@@ -70,8 +70,9 @@ def word_map_report(pipe, n_test: int = 200, n_tune: int = 100, timestep: int = 
     names' text-state cosines."""
     def best(ious):   # the threshold with the best IoU over every named object
         return int(np.argmax(np.concatenate([v for v in ious.values() if len(v)]).mean(0)))
+    scenes = shapeworld("test", n_test)
     tune = word_map_ious(pipe, shapeworld("train", n_tune, start=5000), timestep)
-    test = word_map_ious(pipe, shapeworld("test", n_test), timestep)
+    test = word_map_ious(pipe, scenes, timestep)
     t_model, t_oracle = best({c: d["model"] for c, d in tune.items()}), best({c: d["oracle"] for c, d in tune.items()})
     rows = {}
     for c, d in test.items():
@@ -79,7 +80,7 @@ def word_map_report(pipe, n_test: int = 200, n_tune: int = 100, timestep: int = 
         model, oracle = float(d["model"][:, t_model].mean()), float(d["oracle"][:, t_oracle].mean())
         rows[c] = dict(n=len(d["model"]), model=round(model, 4), oracle=round(oracle, 4), ratio=round(model / max(oracle, 1e-9), 4))
     cos = class_name_cosines(pipe)
-    sink = sink_cosines(pipe, [s.caption for s in shapeworld("test", n_test)])
+    sink = sink_cosines(pipe, [s.caption for s in scenes])
     for c, v in sink.items():
         if c in rows: rows[c]["sink_cosine"] = v
     return dict(classes=rows, threshold=THRESHOLDS[t_model], oracle_threshold=THRESHOLDS[t_oracle], n_test=n_test,
